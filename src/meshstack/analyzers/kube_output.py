@@ -1,0 +1,450 @@
+"""``kubectl get`` tables and ``describe``/``get events`` lines (kind ``kube-output``).
+
+What it reads: tables for nodes (``-o wide`` gives ``INTERNAL-IP``), pods, services,
+endpoints, DaemonSets and events, with or without ``NAMESPACE`` and the
+``kind/name`` prefixes of ``kubectl get all``; ``Events:`` blocks of ``kubectl
+describe`` (with or without the ``Age`` column); and shell transcripts where a
+``$ kubectl -n NS get pods | grep x`` line stands for the header it filtered away.
+Columns are found by header name, never by position alone.
+
+What it judges:
+
+- cluster: ``node_not_ready`` (``details.nodes``); ``system_pods_not_ready`` for
+  kube-system pods that are neither Running with all containers ready nor
+  Completed; ``node_ip_not_on_overlay`` for an ``INTERNAL-IP`` or an address of
+  the ``kubernetes`` endpoints outside ``Context.overlay_cidr`` (without it, a hint
+  says the addresses could not be judged).
+- lb: ``ip_pending`` for a LoadBalancer Service whose EXTERNAL-IP is ``<pending>``,
+  with the reasons found in the same artifact attached (``details.pending_reasons``:
+  the Service's own events, MetalLB's AllocationFailed, the scheduler's reasons
+  for svclb pods); ``k3s_servicelb_active_with_metallb`` when ``svclb-*`` pods or
+  DaemonSets exist and MetalLB is known to be present (``Context.metallb_version``,
+  ``Context.extra["metallb_installed"]``, metallb-system objects or MetalLB events
+  in the artifact), or when svclb pods cannot be scheduled because another load
+  balancer holds the ports ("didn't have free ports"). svclb pods are not counted
+  as failing system pods: their failure is this lb condition.
+
+Application pods (READY 1/2 in an app namespace) are left to the mesh and apps
+analyzers. The finding's layer is the lowest layer with a failing code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass, field
+
+from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers.k3s_log import metallb_known
+from meshstack.verdicts import Finding
+
+log = logging.getLogger(__name__)
+
+NAME = "kube-output"
+
+_HEADER_WORD = re.compile(r"^[A-Z][A-Z0-9()_.-]*( [A-Z][A-Z-]*)?$")
+_PROMPT = re.compile(r"^\s*(\$|#|>)\s*kubectl\b(.*)$")
+_EVENT = re.compile(r"^\s*(Normal|Warning)\s+([A-Z][A-Za-z]+)\s+(.*)$")
+_TABLES = {
+    "nodes": ({"NAME", "STATUS", "ROLES"}, {"NAME", "STATUS", "INTERNAL-IP"}),
+    "pods": ({"NAME", "READY", "STATUS", "RESTARTS"},),
+    "services": ({"NAME", "TYPE", "CLUSTER-IP"},),
+    "endpoints": ({"NAME", "ENDPOINTS"},),
+    "daemonsets": ({"NAME", "DESIRED", "CURRENT"},),
+    "events": ({"TYPE", "REASON", "MESSAGE"},),
+}
+_DEFAULT_HEADERS = {
+    "pods": ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+    "services": ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+    "nodes": ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+    "daemonsets": ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE"],
+}
+_RESOURCE = {
+    "po": "pods",
+    "pod": "pods",
+    "pods": "pods",
+    "svc": "services",
+    "service": "services",
+    "services": "services",
+    "no": "nodes",
+    "node": "nodes",
+    "nodes": "nodes",
+    "ds": "daemonsets",
+    "daemonset": "daemonsets",
+    "daemonsets": "daemonsets",
+}
+_METALLB_EVENT = re.compile(r"IPAllocated|AllocationFailed|nodeAssigned|metallb", re.I)
+
+
+@dataclass
+class Row:
+    table: str
+    cells: dict[str, str]
+    line: str
+    namespace: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.cells.get("NAME", "").split("/")[-1]
+
+
+@dataclass
+class Event:
+    type: str
+    reason: str
+    obj: str
+    message: str
+    line: str
+
+
+@dataclass
+class Parsed:
+    rows: list[Row] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def _header(line: str) -> tuple[str, list[str], list[int]] | None:
+    cols = [c for c in re.split(r"\s{2,}", line.strip()) if c]
+    if len(cols) < 2 or not all(_HEADER_WORD.match(c) for c in cols):
+        return None
+    names = set(cols)
+    for table, sets in _TABLES.items():
+        if any(s <= names for s in sets):
+            indent = len(line) - len(line.lstrip())
+            starts = [line.index(c, indent) for c in cols]
+            return table, cols, starts
+    return None
+
+
+def _cells(line: str, cols: list[str], starts: list[int]) -> dict[str, str] | None:
+    parts = re.split(r"\s{2,}", line.strip())
+    if len(parts) == len(cols):
+        return dict(zip(cols, parts, strict=True))
+    if (
+        starts
+        and len(line) > starts[-1]
+        and all(s == 0 or line[s - 1] == " " for s in starts)
+    ):
+        ends = [*starts[1:], len(line)]
+        return {
+            c: line[a:b].strip() for c, a, b in zip(cols, starts, ends, strict=True)
+        }
+    words = line.split()
+    if len(words) >= len(cols):
+        head = words[: len(cols) - 1]
+        return dict(zip(cols, [*head, " ".join(words[len(cols) - 1 :])], strict=True))
+    return None
+
+
+@dataclass
+class _Prompt:
+    resource: str | None = None
+    namespace: str | None = None
+    describe: str | None = None
+
+
+def _read_prompt(args: str) -> _Prompt:
+    words = args.split()
+    ns = None
+    for i, w in enumerate(words[:-1]):
+        if w in ("-n", "--namespace"):
+            ns = words[i + 1]
+    ns = next((w.split("=", 1)[1] for w in words if w.startswith("--namespace=")), ns)
+    res = None
+    if "get" in words and words.index("get") + 1 < len(words):
+        first = words[words.index("get") + 1].split(",")[0].split("/")[0]
+        res = _RESOURCE.get(first)
+    obj = None
+    if "describe" in words and words.index("describe") + 2 < len(words):
+        i = words.index("describe")
+        obj = f"{words[i + 1]}/{words[i + 2]}"
+    return _Prompt(res, ns, obj)
+
+
+def parse(text: str) -> Parsed:
+    out = Parsed()
+    table: tuple[str, list[str], list[int]] | None = None
+    prompt = _Prompt()
+    described = ""
+    for line in text.splitlines():
+        if not line.strip():
+            table = None
+            continue
+        if m := _PROMPT.match(line):
+            prompt, table = _read_prompt(m.group(2)), None
+            described = prompt.describe or ""
+            continue
+        if line.startswith("Name:"):
+            described = line.split(":", 1)[1].strip()
+        if head := _header(line):
+            table = head
+            continue
+        if (ev := _EVENT.match(line)) and (table is None or table[0] == "events"):
+            out.events.append(_event(ev, line, described, table))
+            continue
+        _row(line, table or _implied(prompt), prompt, out)
+    return out
+
+
+def _implied(prompt: _Prompt) -> tuple[str, list[str], list[int]] | None:
+    cols = _DEFAULT_HEADERS.get(prompt.resource or "")
+    return (prompt.resource or "", cols, []) if cols else None
+
+
+def _row(
+    line: str,
+    table: tuple[str, list[str], list[int]] | None,
+    prompt: _Prompt,
+    out: Parsed,
+) -> None:
+    if table is None or line.lstrip().startswith(("#", "-")):
+        return
+    cells = _cells(line, table[1], table[2])
+    if cells is None or not cells.get("NAME") and table[0] != "events":
+        return
+    if table[0] == "events":
+        obj = cells.get("OBJECT", "")
+        out.events.append(
+            Event(
+                cells.get("TYPE", ""),
+                cells.get("REASON", ""),
+                obj,
+                cells.get("MESSAGE", ""),
+                line,
+            )
+        )
+        return
+    out.rows.append(
+        Row(table[0], cells, line.strip(), cells.get("NAMESPACE") or prompt.namespace)
+    )
+
+
+def _event(m: re.Match[str], line: str, described: str, table: object) -> Event:
+    rest = m.group(3)
+    parts = re.split(r"\s{2,}", rest.strip())
+    message = parts[-1] if len(parts) > 1 else rest
+    return Event(m.group(1), m.group(2), described, message, line.strip())
+
+
+# --- detection -----------------------------------------------------------------------
+
+
+def detect(evidence: Evidence) -> float:
+    text = evidence.text[:200_000]
+    if not text.strip():
+        return 0.0
+    for line in text.splitlines()[:2000]:
+        if _header(line):
+            return 0.85
+    if re.search(r"^\s*\$\s*kubectl\s.*\b(get|describe)\b", text, re.M):
+        parsed = parse(text)
+        if parsed.rows or parsed.events:
+            return 0.7
+    if re.search(r"^Events:\s*$", text, re.M) and _EVENT.search(text):
+        return 0.7
+    return 0.0
+
+
+# --- judging -------------------------------------------------------------------------
+
+
+def _not_ready_pod(row: Row) -> bool:
+    status = row.cells.get("STATUS", "")
+    if status in ("Completed", "Succeeded"):
+        return False
+    ready = re.match(r"(\d+)/(\d+)", row.cells.get("READY", ""))
+    all_ready = bool(ready) and ready.group(1) == ready.group(2)  # type: ignore[union-attr]
+    return status != "Running" or not all_ready
+
+
+def _judge_nodes(rows: list[Row], net: object, f: Finding) -> None:
+    bad = [r for r in rows if r.cells.get("STATUS", "").split(",")[0] != "Ready"]
+    if bad:
+        f.add(
+            "node_not_ready",
+            "nodes are not Ready: see `kubectl describe node` conditions and the "
+            "k3s/k3s-agent journal on them",
+            nodes=[r.name for r in bad],
+        )
+        f.evidence += [r.line for r in bad]
+    ips = {r.name: r.cells["INTERNAL-IP"] for r in rows if r.cells.get("INTERNAL-IP")}
+    _judge_addresses(ips, net, "INTERNAL-IP", f)
+
+
+def _judge_addresses(ips: dict[str, str], net: object, what: str, f: Finding) -> None:
+    if not ips:
+        return
+    if net is None:
+        f.hint(f"{what} addresses could not be judged: give --overlay-cidr")
+        return
+    off = {}
+    for name, value in ips.items():
+        try:
+            if ipaddress.ip_address(value) not in net:  # type: ignore[operator]
+                off[name] = value
+        except ValueError:
+            continue
+    if off:
+        f.add(
+            "node_ip_not_on_overlay",
+            f"{what} outside the overlay {net}: pin --node-ip, --node-external-ip "
+            "and --flannel-iface to the overlay on every node",
+            off_overlay={**f.details.get("off_overlay", {}), **off},
+        )
+
+
+def _endpoint_ips(rows: list[Row]) -> dict[str, str]:
+    ips = {}
+    for row in rows:
+        if row.name != "kubernetes":
+            continue
+        for i, ep in enumerate(
+            re.findall(r"([\d.]+|\[[0-9a-f:]+\]):\d+", row.cells.get("ENDPOINTS", ""))
+        ):
+            ips[f"kubernetes#{i}"] = ep.strip("[]")
+    return ips
+
+
+def _judge_system_pods(rows: list[Row], f: Finding) -> None:
+    system = [r for r in rows if r.namespace == "kube-system" and not _svclb(r)]
+    bad = [r for r in system if _not_ready_pod(r)]
+    if bad:
+        f.add(
+            "system_pods_not_ready",
+            "kube-system pods are not ready: describe them and read their events",
+            pods=[r.name for r in bad],
+        )
+        f.evidence += [r.line for r in bad]
+
+
+def _svclb(row: Row) -> bool:
+    return row.name.startswith("svclb-")
+
+
+def _metallb_present(parsed: Parsed, ctx: Context) -> bool:
+    if metallb_known(ctx):
+        return True
+    if any(r.namespace == "metallb-system" for r in parsed.rows):
+        return True
+    return any(_METALLB_EVENT.search(f"{e.reason} {e.message}") for e in parsed.events)
+
+
+def _port_conflicts(parsed: Parsed) -> list[Event]:
+    return [
+        e
+        for e in parsed.events
+        if e.reason == "FailedScheduling" and "free ports" in e.message
+    ]
+
+
+def _judge_servicelb(parsed: Parsed, ctx: Context, f: Finding) -> None:
+    svclb = [r for r in parsed.rows if _svclb(r) and r.table in ("pods", "daemonsets")]
+    if not svclb:
+        return
+    pending = any(r.cells.get("STATUS") == "Pending" for r in svclb)
+    if _metallb_present(parsed, ctx) or (pending and _port_conflicts(parsed)):
+        f.add(
+            "k3s_servicelb_active_with_metallb",
+            "k3s servicelb runs beside MetalLB: restart the k3s servers with "
+            "--disable servicelb and delete the leftover svclb-* DaemonSets",
+            svclb=[r.name for r in svclb],
+        )
+        f.evidence += [r.line for r in svclb] + [
+            e.line for e in _port_conflicts(parsed)
+        ]
+    else:
+        f.hint("k3s servicelb is active; if MetalLB is installed, disable servicelb")
+
+
+def _reasons_for(svc: str, parsed: Parsed) -> list[str]:
+    out = []
+    for e in parsed.events:
+        own = e.obj.split("/")[-1] == svc or f'/{svc}"' in e.message
+        svclb = e.obj.split("/")[-1].startswith("svclb-") or (
+            e.reason == "FailedScheduling" and "free ports" in e.message
+        )
+        if (own or svclb) and e.type == "Warning":
+            out.append(f"{e.reason}: {e.message}")
+    return out
+
+
+def _judge_services(parsed: Parsed, f: Finding) -> None:
+    lbs = [
+        r
+        for r in parsed.rows
+        if r.table == "services" and r.cells.get("TYPE") == "LoadBalancer"
+    ]
+    pending = [
+        r for r in lbs if r.cells.get("EXTERNAL-IP", "").strip() in ("<pending>", "")
+    ]
+    if not pending:
+        return
+    reasons = {r.name: _reasons_for(r.name, parsed) for r in pending}
+    f.add(
+        "ip_pending", None, pending=[r.name for r in pending], pending_reasons=reasons
+    )
+    f.evidence += [r.line for r in pending]
+    for name, why in reasons.items():
+        if why:
+            f.hint(f"{name} is pending: {why[0]}")
+        else:
+            f.hint(
+                f"{name} is pending and nothing here says why: capture `kubectl "
+                "describe svc` and the MetalLB controller log"
+            )
+
+
+_CLUSTER_CODES = {"node_not_ready", "system_pods_not_ready", "node_ip_not_on_overlay"}
+
+
+def _overlay(ctx: Context) -> object:
+    try:
+        return (
+            ipaddress.ip_network(ctx.overlay_cidr, strict=False)
+            if ctx.overlay_cidr
+            else None
+        )
+    except ValueError:
+        return None
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    try:
+        parsed = parse(evidence.text) if detect(evidence) > 0 else Parsed()
+    except Exception:  # arbitrary text must give a finding, not a traceback
+        log.debug("[%s] unreadable as kubectl output", evidence.name, exc_info=True)
+        parsed = Parsed()
+    if not parsed.rows and not parsed.events:
+        return unrecognised(evidence, expected=NAME)
+    f = Finding(layer="cluster", kind=NAME)
+    net = _overlay(ctx)
+    by_table = {t: [r for r in parsed.rows if r.table == t] for t in _TABLES}
+    _judge_nodes(by_table["nodes"], net, f)
+    _judge_addresses(
+        _endpoint_ips(by_table["endpoints"]), net, "kubernetes endpoint", f
+    )
+    _judge_system_pods(by_table["pods"], f)
+    _judge_servicelb(parsed, ctx, f)
+    _judge_services(parsed, f)
+    lb_only = not (set(f.reasons) & _CLUSTER_CODES)
+    if lb_only and (f.reasons or by_table["services"]):
+        f.layer = "lb"
+    f.details["counts"] = {t: len(rows) for t, rows in by_table.items() if rows}
+    f.details["events"] = len(parsed.events)
+    log.debug("[%s] judged %s", evidence.name, f.summary())
+    return f
+
+
+register(
+    Kind(
+        name=NAME,
+        layer="cluster",
+        summary="kubectl get tables (nodes, pods, svc, endpoints) and event lines",
+        detect=detect,
+        judge=judge,
+    )
+)

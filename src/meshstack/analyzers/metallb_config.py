@@ -1,0 +1,577 @@
+"""MetalLB configuration as applied or as read back (kind ``metallb-config``).
+
+What it reads: one or more YAML documents, a JSON object, or a ``kubectl get -o
+yaml`` List holding any of: the legacy ``ConfigMap`` (``data.config`` with
+``address-pools``), Helm values or a HelmRelease with ``configInline``,
+``IPAddressPool``, the deprecated ``AddressPool``, ``L2Advertisement``,
+``BGPAdvertisement``, LoadBalancer ``Service`` objects (``status.loadBalancer``),
+``Node`` objects (their ``k3s.io/node-args`` annotation and labels), k3s's own
+``svclb-*`` DaemonSets or pods, and a k3s ``config.yaml``. A document cut short is
+read up to its last complete line. Legacy and CRD pools are normalised to
+``{pool, ranges, protocol, source}`` (``details.pools``).
+
+What it judges (layer ``lb``), with ``Context.metallb_version``:
+
+- >= 0.13, pools only in the ConfigMap/``configInline``: ``legacy_configmap_ignored``.
+  Pools in both, every legacy range covered by the CRs: PASS, hint to delete the
+  leftover; legacy ranges the CRs do not cover: ``legacy_configmap_ignored``.
+- < 0.13, pools only as CRs: ``crds_unsupported_by_version``.
+- No version: CRs are judged as CRs and a hint asks for ``--metallb-version``; legacy
+  pools alone are INCONCLUSIVE ``context_missing`` (whether MetalLB reads them at all
+  depends on the version), though everything else is still judged.
+- ``pool_not_advertised``: an ``IPAddressPool`` that no L2/BGP advertisement selects
+  (by ``ipAddressPools``, by ``ipAddressPoolSelectors``; an advertisement with
+  neither selects every pool; one whose ``nodeSelectors`` match no Ready node among
+  the ``Node`` objects given selects nothing). This fails when a Service's address
+  lies in the pool *and also* when the pool auto-assigns (the default) with no
+  Service yet: MetalLB will hand its addresses out and nobody will announce them.
+  A pool with ``autoAssign: false`` and no Service gets a hint only. A
+  configuration split over several files must therefore be judged as one input
+  (concatenate the files with ``---``).
+- ``ip_pending``: a LoadBalancer Service without an ingress address;
+  ``ip_outside_pool``: one whose address lies in no effective pool.
+- ``k3s_servicelb_active_with_metallb``: ``svclb-*`` DaemonSets/pods, or a k3s
+  server (node-args annotation, config.yaml) without ``--disable servicelb``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers.k3s_log import config_args, servicelb_disabled
+from meshstack.verdicts import Finding
+
+log = logging.getLogger(__name__)
+
+NAME = "metallb-config"
+_CRD_KINDS = {"IPAddressPool", "AddressPool", "L2Advertisement", "BGPAdvertisement"}
+_ADV_KINDS = {"L2Advertisement": "layer2", "BGPAdvertisement": "bgp"}
+_SVCLB_LABEL = "svccontroller.k3s.cattle.io/svcname"
+
+Interval = tuple[int, int]
+
+
+@dataclass
+class Pool:
+    name: str
+    ranges: list[str]
+    source: str  # configmap, configInline, crd, addresspool
+    protocol: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    auto_assign: bool = True
+    intervals: list[Interval] = field(default_factory=list)
+
+    def contains(self, ip: str) -> bool:
+        try:
+            n = int(ipaddress.ip_address(ip))
+        except ValueError:
+            return False
+        return any(lo <= n <= hi for lo, hi in self.intervals)
+
+    def normalised(self) -> dict[str, Any]:
+        return {
+            "pool": self.name,
+            "ranges": self.ranges,
+            "protocol": self.protocol,
+            "source": self.source,
+        }
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _load_chunk(chunk: str) -> object:
+    """One YAML document; a document cut short is read up to its last whole line."""
+    lines = chunk.splitlines()
+    for cut in range(min(len(lines), 40) + 1):
+        try:
+            return yaml.safe_load("\n".join(lines[: len(lines) - cut]))
+        except yaml.YAMLError:
+            continue
+    return None
+
+
+def load_documents(text: str) -> list[object]:
+    stripped = text.lstrip()
+    if stripped[:1] in "{[":
+        try:
+            return [json.loads(stripped)]
+        except ValueError:
+            pass
+    chunks = re.split(r"^---[^\n]*$", text, flags=re.M)
+    return [d for d in (_load_chunk(c) for c in chunks if c.strip()) if d is not None]
+
+
+def objects(docs: list[object]) -> Iterator[dict[str, Any]]:
+    """Every mapping in the documents, with Lists unfolded."""
+    for doc in docs:
+        if isinstance(doc, list):
+            yield from objects(doc)
+        elif isinstance(doc, dict):
+            if isinstance(doc.get("items"), list) and str(doc.get("kind", "")).endswith(
+                "List"
+            ):
+                yield from objects(doc["items"])
+            else:
+                yield doc
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _interval(text: str) -> Interval | None:
+    try:
+        if "/" in text:
+            net = ipaddress.ip_network(text.strip(), strict=False)
+            return int(net.network_address), int(net.broadcast_address)
+        lo, sep, hi = text.partition("-")
+        a = ipaddress.ip_address(lo.strip())
+        b = ipaddress.ip_address(hi.strip()) if sep else a
+        return (int(a), int(b)) if a.version == b.version else None
+    except ValueError:
+        return None
+
+
+def _pool(name: str, addresses: object, source: str, **kw: Any) -> Pool:
+    ranges = [str(a) for a in addresses] if isinstance(addresses, list) else []
+    pool = Pool(name=name, ranges=ranges, source=source, **kw)
+    pool.intervals = [i for i in map(_interval, ranges) if i is not None]
+    return pool
+
+
+def _legacy_pools(config: object, source: str) -> list[Pool]:
+    if isinstance(config, str):
+        config = _load_chunk(config)
+    if not isinstance(config, dict):
+        return []
+    pools = config.get("address-pools")
+    out = []
+    for p in pools if isinstance(pools, list) else []:
+        if isinstance(p, dict):
+            auto = p.get("auto-assign", True) is not False
+            proto = str(p.get("protocol")) if p.get("protocol") else None
+            name = str(p.get("name", "?"))
+            out.append(_pool(name, p.get("addresses"), source, protocol=proto))
+            out[-1].auto_assign = auto
+    return out
+
+
+def _config_inline(node: object, depth: int = 0) -> Iterator[object]:
+    if depth > 8:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "configInline":
+                yield value
+            else:
+                yield from _config_inline(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _config_inline(item, depth + 1)
+
+
+@dataclass
+class Config:
+    legacy: list[Pool] = field(default_factory=list)
+    crd: list[Pool] = field(default_factory=list)
+    adverts: list[dict[str, Any]] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    svclb: list[str] = field(default_factory=list)
+    k3s_servers: list[list[str]] = field(default_factory=list)
+    metallb_objects: int = 0
+
+
+def _read_crd(obj: dict[str, Any], kind: str, cfg: Config) -> None:
+    meta, spec = _meta(obj), _spec(obj)
+    name, ns = str(meta.get("name", "?")), meta.get("namespace")
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    if kind in _ADV_KINDS:
+        cfg.adverts.append(obj)
+        return
+    source = "crd" if kind == "IPAddressPool" else "addresspool"
+    proto = (
+        str(spec["protocol"])
+        if kind == "AddressPool" and spec.get("protocol")
+        else None
+    )
+    pool = _pool(name, spec.get("addresses"), source, protocol=proto, namespace=ns)
+    pool.labels = {str(k): str(v) for k, v in (labels or {}).items()}
+    pool.auto_assign = (
+        spec.get("autoAssign", spec.get("auto-assign", True)) is not False
+    )
+    cfg.crd.append(pool)
+
+
+def _read_object(obj: dict[str, Any], cfg: Config) -> None:
+    kind, meta = str(obj.get("kind", "")), _meta(obj)
+    name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    if ns == "metallb-system" or "metallb.io" in str(obj.get("apiVersion", "")):
+        cfg.metallb_objects += 1
+    if kind in _CRD_KINDS:
+        _read_crd(obj, kind, cfg)
+    elif kind == "ConfigMap" and isinstance(obj.get("data"), dict):
+        cfg.legacy += _legacy_pools(obj["data"].get("config"), "configmap")
+    elif kind == "Service" and _spec(obj).get("type") == "LoadBalancer":
+        cfg.services.append(obj)
+    elif kind == "Node":
+        cfg.nodes.append(obj)
+        _read_node_args(meta, cfg)
+    if kind in ("DaemonSet", "Pod") and (
+        name.startswith("svclb-") or _SVCLB_LABEL in (labels or {})
+    ):
+        cfg.svclb.append(f"{kind.lower()}/{name}")
+    if not kind:
+        for value in _config_inline(obj):
+            cfg.legacy += _legacy_pools(value, "configInline")
+        args = config_args(obj)
+        if args and not flag_in(args, "server"):
+            cfg.k3s_servers.append(args)
+    elif kind == "HelmRelease":
+        for value in _config_inline(obj):
+            cfg.legacy += _legacy_pools(value, "configInline")
+
+
+def flag_in(args: list[str], name: str) -> bool:
+    return any(a.split("=", 1)[0] == f"--{name}" for a in args)
+
+
+def _read_node_args(meta: dict[str, Any], cfg: Config) -> None:
+    notes = meta.get("annotations")
+    raw = notes.get("k3s.io/node-args") if isinstance(notes, dict) else None
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        args = None
+    if isinstance(args, list) and args and args[0] == "server":
+        cfg.k3s_servers.append([str(a) for a in args])
+
+
+def read_config(text: str) -> Config:
+    cfg = Config()
+    for obj in objects(load_documents(text)):
+        _read_object(obj, cfg)
+    return cfg
+
+
+# --- detection -----------------------------------------------------------------------
+
+
+def detect(evidence: Evidence) -> float:
+    text = evidence.text
+    if not re.search(r"metallb\.io/|address-pools|configInline", text):
+        return 0.0
+    try:
+        cfg = read_config(text)
+    except Exception:  # a detector must never decide by crashing
+        return 0.0
+    if cfg.legacy or cfg.crd or cfg.adverts:
+        return 0.95
+    return 0.6 if cfg.metallb_objects else 0.0
+
+
+# --- selection -----------------------------------------------------------------------
+
+
+def _expr_ok(expr: object, labels: dict[str, str]) -> bool:
+    if not isinstance(expr, dict):
+        return False
+    key, op = str(expr.get("key", "")), str(expr.get("operator", ""))
+    values = [str(v) for v in expr.get("values") or []]
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    return False
+
+
+def selector_matches(selector: object, labels: dict[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics; an empty selector matches everything."""
+    if not isinstance(selector, dict):
+        return False
+    match = selector.get("matchLabels") or {}
+    exprs = selector.get("matchExpressions") or []
+    if not isinstance(match, dict) or not isinstance(exprs, list):
+        return False
+    if any(labels.get(str(k)) != str(v) for k, v in match.items()):
+        return False
+    return all(_expr_ok(e, labels) for e in exprs)
+
+
+def _ready_node_labels(nodes: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for node in nodes:
+        status = node.get("status") if isinstance(node.get("status"), dict) else {}
+        conds = status.get("conditions") or []
+        ready = any(
+            isinstance(c, dict)
+            and c.get("type") == "Ready"
+            and c.get("status") == "True"
+            for c in conds
+        )
+        labels = _meta(node).get("labels")
+        if ready and isinstance(labels, dict):
+            out.append({str(k): str(v) for k, v in labels.items()})
+    return out
+
+
+def _announces_somewhere(advert: dict[str, Any], cfg: Config, f: Finding) -> bool:
+    selectors = _spec(advert).get("nodeSelectors")
+    if not selectors or not isinstance(selectors, list):
+        return True
+    if not cfg.nodes:
+        f.hint(
+            f"advertisement {_meta(advert).get('name')} limits itself with "
+            "nodeSelectors; include the Node objects to check it matches a Ready node"
+        )
+        return True
+    ready = _ready_node_labels(cfg.nodes)
+    return any(selector_matches(s, labels) for s in selectors for labels in ready)
+
+
+def selects(advert: dict[str, Any], pool: Pool) -> bool:
+    ns = _meta(advert).get("namespace")
+    if ns and pool.namespace and ns != pool.namespace:
+        return False
+    spec = _spec(advert)
+    names = spec.get("ipAddressPools") or []
+    selectors = spec.get("ipAddressPoolSelectors") or []
+    if not names and not selectors:
+        return True
+    if isinstance(names, list) and pool.name in [str(n) for n in names]:
+        return True
+    return isinstance(selectors, list) and any(
+        selector_matches(s, pool.labels) for s in selectors
+    )
+
+
+def _assign_protocols(cfg: Config, f: Finding) -> None:
+    live = [a for a in cfg.adverts if _announces_somewhere(a, cfg, f)]
+    for pool in cfg.crd:
+        if pool.source != "crd":
+            continue
+        protos = sorted({_ADV_KINDS[str(a["kind"])] for a in live if selects(a, pool)})
+        pool.protocol = "+".join(protos) or None
+
+
+# --- judging -------------------------------------------------------------------------
+
+
+def parse_version(version: str | None) -> tuple[int, int] | None:
+    m = re.match(r"\s*v?(\d+)\.(\d+)", version or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _covered(pool: Pool, others: list[Pool]) -> bool:
+    spans = [i for p in others for i in p.intervals]
+    return bool(pool.intervals) and all(
+        any(lo <= a and b <= hi for lo, hi in spans) for a, b in pool.intervals
+    )
+
+
+def _judge_version(
+    cfg: Config, version: tuple[int, int] | None, f: Finding
+) -> list[Pool]:
+    """Apply the version rules; return the pools MetalLB actually uses."""
+    if version is None:
+        if cfg.crd:
+            f.hint("no --metallb-version given: the resources were judged as 0.13+ CRs")
+            return cfg.crd
+        if cfg.legacy:
+            f.add(
+                "context_missing",
+                "pools exist only in the legacy ConfigMap/configInline, which MetalLB "
+                "0.13+ ignores: give --metallb-version to judge them",
+            )
+        return cfg.legacy
+    if version >= (0, 13):
+        return _judge_new(cfg, f)
+    if cfg.crd and not cfg.legacy:
+        f.add(
+            "crds_unsupported_by_version",
+            "MetalLB before 0.13 reads only the metallb-system/config ConfigMap: "
+            "upgrade MetalLB or express the pools as address-pools in the ConfigMap",
+            version=f"{version[0]}.{version[1]}",
+        )
+    elif cfg.crd:
+        f.hint("MetalLB before 0.13 ignores the IPAddressPool/advertisement resources")
+    return cfg.legacy
+
+
+def _judge_new(cfg: Config, f: Finding) -> list[Pool]:
+    lost = [p for p in cfg.legacy if not _covered(p, cfg.crd)]
+    if lost:
+        f.add(
+            "legacy_configmap_ignored",
+            "MetalLB 0.13+ no longer reads the ConfigMap or configInline: export it "
+            "(kubectl -n metallb-system get cm config -o yaml), convert it to "
+            "IPAddressPool and L2Advertisement resources, apply them, delete the "
+            "ConfigMap",
+            ignored_pools=[p.name for p in lost],
+        )
+    elif cfg.legacy:
+        f.hint(
+            "the legacy ConfigMap/configInline is ignored by MetalLB 0.13+ and every "
+            "pool in it exists as an IPAddressPool: delete the leftover ConfigMap"
+        )
+    return cfg.crd
+
+
+def _ingress_ips(svc: dict[str, Any]) -> list[str]:
+    status = svc.get("status") if isinstance(svc.get("status"), dict) else {}
+    lb = (
+        status.get("loadBalancer")
+        if isinstance(status.get("loadBalancer"), dict)
+        else {}
+    )
+    ingress = lb.get("ingress") or []
+    return [
+        str(i.get("ip") or i.get("hostname"))
+        for i in ingress
+        if isinstance(i, dict) and (i.get("ip") or i.get("hostname"))
+    ]
+
+
+def _svc_name(svc: dict[str, Any]) -> str:
+    meta = _meta(svc)
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
+
+
+def _judge_services(cfg: Config, pools: list[Pool], f: Finding) -> dict[str, list[str]]:
+    """Record pending and out-of-pool services; return services per pool name."""
+    users: dict[str, list[str]] = {}
+    for svc in cfg.services:
+        name, ips = _svc_name(svc), _ingress_ips(svc)
+        if not ips:
+            f.add("ip_pending", None, pending=[*f.details.get("pending", []), name])
+            continue
+        for ip in ips:
+            pool = next((p for p in pools if p.contains(ip)), None)
+            if pool is not None:
+                users.setdefault(pool.name, []).append(name)
+            elif pools:
+                outside = [*f.details.get("outside_pool", []), f"{name}={ip}"]
+                f.add(
+                    "ip_outside_pool",
+                    f"{name} has {ip}, in no pool",
+                    outside_pool=outside,
+                )
+    return users
+
+
+def _judge_adverts(
+    cfg: Config, pools: list[Pool], users: dict[str, list[str]], f: Finding
+) -> None:
+    for pool in pools:
+        if pool.source != "crd" or pool.protocol:
+            continue
+        services = users.get(pool.name, [])
+        if services or pool.auto_assign:
+            f.add(
+                "pool_not_advertised",
+                f"no L2Advertisement or BGPAdvertisement selects pool {pool.name}: add "
+                "an L2Advertisement whose spec.ipAddressPools lists it",
+                unadvertised_pools=[
+                    *f.details.get("unadvertised_pools", []),
+                    pool.name,
+                ],
+            )
+            if services:
+                f.details.setdefault("unannounced_services", []).extend(services)
+        else:
+            f.hint(
+                f"pool {pool.name} (autoAssign: false) is selected by no advertisement"
+            )
+
+
+def _judge_servicelb(cfg: Config, f: Finding) -> None:
+    lacking = [a for a in cfg.k3s_servers if not servicelb_disabled(a)]
+    if not cfg.svclb and not lacking:
+        return
+    f.add(
+        "k3s_servicelb_active_with_metallb",
+        "k3s's servicelb runs beside MetalLB: restart the k3s servers with "
+        "--disable servicelb and delete leftover svclb-* DaemonSets",
+        svclb=cfg.svclb,
+        servers_without_disable=len(lacking),
+    )
+
+
+def _pending_reasons(cfg: Config, f: Finding) -> None:
+    if "ip_pending" not in f.reasons:
+        return
+    if (
+        "legacy_configmap_ignored" in f.reasons
+        or "crds_unsupported_by_version" in f.reasons
+    ):
+        f.hint("pending: MetalLB has no pool it reads, so it cannot assign an address")
+    elif cfg.svclb:
+        f.hint("pending: k3s servicelb also claims these Services")
+    else:
+        f.hint(
+            "pending: nothing in this configuration explains it; see the Service's "
+            "events (kubectl describe svc) and the MetalLB controller log"
+        )
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    try:
+        score = detect(evidence)
+        cfg = read_config(evidence.text) if score > 0 else None
+    except Exception:  # arbitrary text must give a finding, not a traceback
+        log.debug("[%s] unreadable as MetalLB config", evidence.name, exc_info=True)
+        cfg = None
+    if cfg is None:
+        return unrecognised(evidence, expected=NAME)
+    f = Finding(layer="lb", kind=NAME)
+    version = parse_version(ctx.metallb_version)
+    if ctx.metallb_version and version is None:
+        f.hint(f"--metallb-version {ctx.metallb_version!r} is not x.y[.z]; ignored")
+    _assign_protocols(cfg, f)
+    pools = _judge_version(cfg, version, f)
+    users = _judge_services(cfg, pools, f)
+    _judge_adverts(cfg, pools, users, f)
+    _judge_servicelb(cfg, f)
+    _pending_reasons(cfg, f)
+    f.details["pools"] = [p.normalised() for p in (*cfg.crd, *cfg.legacy)]
+    bad = [r for p in (*cfg.crd, *cfg.legacy) for r in p.ranges if _interval(r) is None]
+    if bad:
+        f.hint(f"address ranges that are neither CIDR nor a-b: {', '.join(bad)}")
+    f.evidence = [
+        f"{p['source']} pool {p['pool']}: {p['ranges']}" for p in f.details["pools"]
+    ]
+    log.debug("[%s] judged %s", evidence.name, f.summary())
+    return f
+
+
+register(
+    Kind(
+        name=NAME,
+        layer="lb",
+        summary="MetalLB ConfigMap/configInline/CRs, LB Services, k3s servicelb hints",
+        detect=detect,
+        judge=judge,
+    )
+)
