@@ -1,0 +1,249 @@
+"""Build, attach to, judge and remove a stack, layer by layer, bottom-up.
+
+:class:`Stack` is the library's orchestrator; the pytest plugin is thin glue over it.
+``up`` walks the infrastructure layers (cloud → overlay → cluster → lb → mesh →
+apps) in order: in ``fresh`` mode it provisions each, in ``reuse`` mode only the
+layers whose probe fails, in ``existing`` mode none. After each layer it probes and
+writes the verdict to the state file's health record; the first unhealthy layer
+blocks every layer above it, which is then neither provisioned nor probed.
+``load`` and ``slo`` are measurements, run on demand by their fixtures through
+:meth:`Stack.once`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshstack import clock, providers
+from meshstack import state as statemod
+from meshstack.profile import Profile, SecretError, resolve_secret
+from meshstack.providers.base import Provider, ProviderError, StackContext
+from meshstack.verdicts import LAYERS, Finding, Verdict, harness_error
+
+log = logging.getLogger(__name__)
+
+INFRA_LAYERS = ("cloud", "overlay", "cluster", "lb", "mesh", "apps")
+MODES = ("fresh", "reuse", "existing")
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class Block:
+    """Why a layer cannot be judged: the lowest unhealthy layer below it."""
+
+    layer: str
+    verdict: str
+    reasons: list[str]
+
+    def message(self, above: str) -> str:
+        codes = ", ".join(self.reasons) or "no reason recorded"
+        return f"BLOCKED: {above} needs {self.layer}, which is {self.verdict} ({codes})"
+
+
+class Stack:
+    def __init__(
+        self,
+        profile: Profile,
+        mode: str,
+        state_path: Path,
+        keep: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
+        self.profile = profile
+        self.mode = mode
+        self.keep = keep
+        self.state = statemod.StackState.load(state_path)
+        self.workdir = state_path.parent
+        self._progress = progress or (lambda layer, step: None)
+        self._providers: dict[str, Provider] = {}
+        self.timings: dict[str, float] = {}
+
+    # -- the context providers see ------------------------------------------------
+    def context(self) -> StackContext:
+        return StackContext(
+            run_id=self.state.run_id,
+            profile_path=self.profile.path,
+            workdir=self.workdir,
+            layers=self.state.layers,
+            save=self.state.save,
+            progress=self._progress,
+            secret=self._secret,
+            path=self.profile.resolve,
+            bundle_dir=self.workdir / "bundle" / (self.state.run_id or "attached"),
+        )
+
+    def _secret(self, spec: Any, what: str) -> str:
+        try:
+            return resolve_secret(spec, what, self.profile.path.parent)
+        except SecretError as exc:
+            layer = (
+                what.split(".", 1)[0] if what.split(".", 1)[0] in LAYERS else "unknown"
+            )
+            finding = harness_error(layer, "credentials_missing", str(exc))
+            raise ProviderError(finding, str(exc)) from None
+
+    def provider(self, layer: str) -> Provider:
+        """The provider of a layer, attached to this run's state."""
+        if layer not in self._providers:
+            name = self.profile.provider_name(layer)
+            if name is None:
+                raise KeyError(f"the profile configures no {layer} layer")
+            cls = providers.load(layer, name)
+            self._providers[layer] = cls(self.profile.layers[layer], self.context())
+        return self._providers[layer]
+
+    # -- building and judging -----------------------------------------------------
+    def begin(self) -> None:
+        """Start a run: a fresh run id for fresh/reuse, the kept one for existing."""
+        if self.mode == "existing":
+            return
+        if not self.state.run_id or self.mode == "fresh":
+            self.state.run_id = statemod.new_run_id()
+        self.state.profile = str(self.profile.path)
+        self.state.kept = self.keep
+        self.state.health = {}
+        self.state.save()
+
+    def up(self) -> dict[str, Finding]:
+        """Provision (per mode) and probe each infrastructure layer, bottom-up."""
+        results: dict[str, Finding] = {}
+        for layer in INFRA_LAYERS:
+            if layer not in self.profile.layers:
+                continue
+            blocked = self.blocked(layer)
+            if blocked is not None:
+                self._record(layer, _blocked_finding(layer, blocked))
+                continue
+            started = clock.monotonic()
+            results[layer] = finding = self._bring_up(layer)
+            self.timings[layer] = clock.monotonic() - started
+            self._record(layer, finding)
+        return results
+
+    def _bring_up(self, layer: str) -> Finding:
+        try:
+            prov = self.provider(layer)
+            if self.mode == "fresh":
+                self._progress(layer, "provisioning")
+                self.state.layers.setdefault(
+                    layer, prov.state
+                ).provisioned_by = self.state.run_id
+                prov.provision()
+            elif self.mode == "reuse":
+                self._progress(layer, "probing")
+                if prov.probe().verdict.healthy:
+                    return self._probe(layer, prov)
+                self._progress(layer, "provisioning (probe failed)")
+                prov.state.provisioned_by = self.state.run_id
+                prov.provision()
+            else:
+                self._attach_from_profile(layer)
+            return self._probe(layer, prov)
+        except ProviderError as exc:
+            return exc.finding
+        except (ConnectionError, OSError) as exc:
+            return _unreachable(layer, exc)
+        except (
+            Exception
+        ) as exc:  # a provider bug is the harness's fault, not the stack's
+            log.exception("[%s] provider raised", layer)
+            f = Finding(layer=layer, verdict_override=Verdict.HARNESS_ERROR)
+            f.hint(f"the {layer} provider failed: {type(exc).__name__}: {exc}")
+            return f
+
+    def _probe(self, layer: str, prov: Provider) -> Finding:
+        self._progress(layer, "probing")
+        return prov.probe()
+
+    def _attach_from_profile(self, layer: str) -> None:
+        """In existing mode, a layer absent from the state takes the profile's ``attach``."""
+        st = self.state.layers.get(layer)
+        if st is not None and st.outputs:
+            return
+        attach = self.profile.layers[layer].get("attach")
+        if attach:
+            ls = self.context().state(layer)
+            ls.outputs = {
+                k: str(self.profile.resolve(v))
+                if k.endswith(("_file", "kubeconfig"))
+                else v
+                for k, v in attach.items()
+            }
+
+    def _record(self, layer: str, finding: Finding) -> None:
+        self.state.health[layer] = {
+            **finding.to_json(),
+            "at": clock.utcnow().isoformat(),
+        }
+        self.state.save()
+        log.info("[%s] %s", layer, finding.summary())
+
+    def record_health(self, layer: str, finding: Finding) -> None:
+        """Record a measured layer's verdict (load) for every worker to gate on."""
+        self.state.reload_health()
+        self._record(layer, finding)
+
+    def blocked(self, layer: str) -> Block | None:
+        """The lowest layer below ``layer`` that is recorded as unhealthy."""
+        for lower in LAYERS[: LAYERS.index(layer)]:
+            rec = self.state.health.get(lower)
+            if rec is None:
+                continue
+            if rec["verdict"] not in (Verdict.PASS, Verdict.WARN):
+                return Block(lower, rec["verdict"], list(rec.get("reasons", [])))
+        return None
+
+    def once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` once for this run across all workers; return its JSON value."""
+        return statemod.once(self.workdir / "once" / self.state.run_id, key, fn)
+
+    # -- removing -----------------------------------------------------------------
+    def down(self, force: bool = False) -> list[str]:
+        """Remove what this run made, top-down; return what could not be removed."""
+        if self.mode == "existing" and not force:
+            return []
+        left: list[str] = []
+        for layer in reversed(INFRA_LAYERS):
+            st = self.state.layers.get(layer)
+            if st is None or not st.resources:
+                continue
+            if not force and st.provisioned_by != self.state.run_id:
+                continue
+            self._progress(layer, "removing")
+            try:
+                self.provider(layer).teardown()
+            except Exception as exc:  # keep going: one layer must not strand the rest
+                log.exception("[%s] teardown failed", layer)
+                left.append(f"{layer}: {type(exc).__name__}: {exc}")
+                continue
+            st.resources = []
+            st.outputs = {}
+            st.provisioned_by = None
+            self.state.save()
+        for prov in self._providers.values():
+            prov.close()
+        if not left and not self.state.exists:
+            self.state.path.unlink(missing_ok=True)
+            shutil.rmtree(self.workdir / "once", ignore_errors=True)
+        return left
+
+
+def _blocked_finding(layer: str, block: Block) -> Finding:
+    f = Finding(layer=layer, verdict_override=Verdict.BLOCKED)
+    f.hint(block.message(layer))
+    f.details.update(blocked_by=block.layer, blocked_reasons=block.reasons)
+    return f
+
+
+def _unreachable(layer: str, exc: BaseException) -> Finding:
+    f = Finding(layer=layer)
+    f.add("api_unreachable", f"the {layer} endpoint did not answer: {exc}")
+    return f
