@@ -1,0 +1,320 @@
+"""`meshstack analyze`: judge captured artifacts with the same analyzers the suites use.
+
+Each input is a file, a directory or ``-`` (stdin). A directory is walked
+recursively in sorted order and every file in it is judged on its own, except a
+directory that is itself of a directory kind (an ``allure-results`` directory, when
+detected or named with ``--kind``), which is judged as a whole. Without ``--kind``
+each input's kind is detected from its content, never from its name; with ``--kind``
+an input that is not of that kind is HARNESS-ERROR ``unrecognised_input``.
+
+Exit status, by precedence: 4 usage error (a missing input, a bad ``--now``, an
+unknown ``--kind``); 3 any HARNESS-ERROR; 1 any FAIL, INCONCLUSIVE or INVALID-RUN;
+else 0. ``--json`` prints one JSON object per judged input and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from meshstack import analyzers
+from meshstack.analyzers import Context, Evidence
+from meshstack.verdicts import Finding, Verdict
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_HARNESS, EXIT_USAGE = 0, 1, 3, 4
+_FAILED = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.INVALID_RUN)
+
+
+class _Usage(Exception):
+    """An input or option that makes the command unusable (exit status 4)."""
+
+
+def _tolerance(text: str) -> float:
+    """0.05 or 5%: a fraction of the target rate, at least 0."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction (0.05) or a percentage (5%), got {text!r}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"tolerance must be 0 or more, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _extra(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "analyze",
+        help="judge captured artifacts (logs, CLI output, CSV, JSON, allure-results)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    p.add_argument("inputs", nargs="*", metavar="FILE|DIR|-")
+    p.add_argument("--kind", help="judge every input as this kind (see --list-kinds)")
+    p.add_argument("--now", help="judging time, RFC 3339 (default: the clock)")
+    p.add_argument("--json", action="store_true", help="print JSON Lines only")
+    p.add_argument("--list-kinds", action="store_true", help="list kinds and exit")
+    p.add_argument("--target-rps", type=_positive, help="the load's target rate")
+    p.add_argument("--tolerance", type=_tolerance, default=0.05, help="0.05 or 5%%")
+    p.add_argument("--min-sample", type=_count, default=100, help="default 100")
+    p.add_argument("--metallb-version", help="MetalLB version, e.g. 0.14.5")
+    p.add_argument("--overlay-cidr", help="the overlay's address range")
+    p.add_argument("--cni-namespace", help="namespace the CNI plugin runs in")
+    p.add_argument(
+        "--extra",
+        type=_extra,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='analyzer context (JSON values), e.g. objective=\'{"op":">=",...}\'',
+    )
+    p.set_defaults(run=run)
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise _Usage(
+            f"--now {text!r} is not an RFC 3339 time: "
+            "give one like 2025-01-31T12:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        raise _Usage(f"--now {text!r} has no UTC offset: add Z or +hh:mm")
+    return when
+
+
+def _check_kind(name: str | None) -> None:
+    if name is None:
+        return
+    known = analyzers.kinds()
+    if name not in known:
+        raise _Usage(
+            f"--kind {name!r} is not a known kind; known kinds: "
+            f"{', '.join(sorted(known))} (see --list-kinds)"
+        )
+
+
+def _check_inputs(inputs: list[str]) -> None:
+    if not inputs:
+        raise _Usage("no input given: name files, directories or - for stdin")
+    missing = [i for i in inputs if i != "-" and not os.path.exists(i)]
+    if missing:
+        raise _Usage(
+            f"input not found: {', '.join(missing)}; check the path "
+            "(use - to read standard input)"
+        )
+    if inputs.count("-") > 1:
+        raise _Usage("- (stdin) can be given only once")
+
+
+def _context(args: argparse.Namespace) -> Context:
+    return Context(
+        now=_parse_now(args.now),
+        target_rps=args.target_rps,
+        tolerance=args.tolerance,
+        min_sample=args.min_sample,
+        metallb_version=args.metallb_version,
+        overlay_cidr=args.overlay_cidr,
+        cni_namespace=args.cni_namespace,
+        extra=dict(args.extra),
+    )
+
+
+@dataclass
+class _Input:
+    name: str
+    evidence: Evidence
+    error: str | None = None
+
+
+def _file(path: Path, name: str) -> _Input:
+    """A file as evidence; a special file or one that cannot be read says so."""
+    if not path.is_file() and not path.is_dir():
+        return _Input(name, Evidence(text="", name=name), "not a regular file")
+    try:
+        return _Input(name, Evidence.from_path(path, name=name))
+    except OSError as exc:
+        return _Input(name, Evidence(text="", name=name), f"cannot be read: {exc}")
+
+
+def _is_directory_kind(path: Path, kind: str | None) -> bool:
+    """Whether a directory is judged whole: named so, or detected as one."""
+    if kind is not None:
+        return analyzers.get(kind).directory
+    found = analyzers.detect(Evidence.from_path(path), threshold=0.9)
+    return found is not None and found.directory
+
+
+def _walk(path: Path, name: str, kind: str | None) -> Iterator[_Input]:
+    if _is_directory_kind(path, kind):
+        yield _Input(name, Evidence.from_path(path, name=name))
+        return
+    entries = sorted(path.iterdir(), key=lambda p: p.name)
+    if not entries:
+        yield _Input(name, Evidence(text="", name=name, path=path))
+    for entry in entries:
+        member = os.path.join(name, entry.name)
+        if entry.is_dir() and not entry.is_symlink():
+            yield from _walk(entry, member, kind)
+        else:
+            yield _file(entry, member)
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[_Input]:
+    for given in args.inputs:
+        if given == "-":
+            data = sys.stdin.buffer.read()
+            text = data.decode("utf-8", errors="replace")
+            yield _Input("-", Evidence(text=text, name="-"))
+        elif Path(given).is_dir():
+            yield from _walk(Path(given), given, args.kind)
+        else:
+            yield _file(Path(given), given)
+
+
+def _judge(item: _Input, ctx: Context, kind: str | None) -> Finding:
+    if item.error is not None:
+        return Finding(
+            layer="unknown",
+            kind=kind or "",
+            hints=[f"{item.name}: {item.error}; give a readable regular file"],
+            verdict_override=Verdict.HARNESS_ERROR,
+        )
+    try:
+        return analyzers.analyze(item.evidence, ctx, kind=kind)
+    except Exception as exc:  # an analyzer bug must not hide the other inputs
+        log.exception("[%s] analyzer crashed", item.name)
+        return Finding(
+            layer="unknown",
+            kind=kind or "",
+            hints=["an analyzer crashed on this input: report it with the file"],
+            details={"error": f"{type(exc).__name__}: {exc}"[:500]},
+            verdict_override=Verdict.HARNESS_ERROR,
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Details made strict JSON: non-finite floats and odd types become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _print_human(out: TextIO, name: str, f: Finding) -> None:
+    out.write(f"{name}: {f.verdict} {f.kind or '?'} [{f.layer}]\n")
+    if f.reasons:
+        out.write(f"  reasons: {', '.join(f.reasons)}\n")
+    for hint in f.hints:
+        out.write(f"  hint: {hint}\n")
+    for line in f.evidence[:20]:
+        out.write(f"  evidence: {line}\n")
+    if len(f.evidence) > 20:
+        out.write(f"  evidence: ... {len(f.evidence) - 20} more lines\n")
+    for key, value in f.details.items():
+        out.write(f"  {key}: {json.dumps(_jsonable(value))[:300]}\n")
+
+
+def _list_kinds(as_json: bool) -> int:
+    for name, kind in sorted(analyzers.kinds().items()):
+        if as_json:
+            row = {"kind": name, "layer": kind.layer, "summary": kind.summary}
+            row["directory"] = kind.directory
+            print(json.dumps(row))
+        else:
+            print(f"{name:22} {kind.layer:8} {kind.summary}")
+    return EXIT_OK
+
+
+def _status(verdicts: list[Verdict]) -> int:
+    if Verdict.HARNESS_ERROR in verdicts:
+        return EXIT_HARNESS
+    if any(v in _FAILED for v in verdicts):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _load_kinds() -> bool:
+    """Import every analyzer now, so a broken install is one clear message."""
+    try:
+        analyzers.kinds()
+    except ImportError as exc:
+        print(
+            f"meshstack analyze: error: an analyzer module could not be imported "
+            f"({exc}); reinstall meshstack (pip install .) or report it",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _load_kinds():
+        return EXIT_HARNESS
+    try:
+        _check_kind(args.kind)
+        if args.list_kinds:
+            return _list_kinds(args.json)
+        _check_inputs(args.inputs)
+        ctx = _context(args)
+    except _Usage as exc:
+        print(f"meshstack analyze: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    verdicts = []
+    for item in _inputs(args):
+        finding = _judge(item, ctx, args.kind)
+        verdicts.append(finding.verdict)
+        if args.json:
+            print(json.dumps(_jsonable(finding.to_json(file=item.name))), flush=True)
+        else:
+            _print_human(sys.stdout, item.name, finding)
+    return _status(verdicts)
