@@ -1,0 +1,635 @@
+"""Judge the output of `linkerd check` (`--pre`, `--proxy`, `viz check`, `-o json`).
+
+Every output shape the CLI has printed is read into one list of :class:`Check`
+results: the glyph tables (`√ × ‼` and the older `✔ ✘ ⚠`), `-o short`, the
+2018 dotted lines (`category: description....[FAIL] -- message`), and `-o json`,
+which is a *stream* of JSON documents (one per extension) that may be followed by
+a plain-text table. Each failed or warning check is then mapped to a reason code.
+
+The verdict never trusts the "Status check results are √" line: with extensions,
+some CLIs print it once per section, so a later failure would hide behind it.
+Where the tool printed a condition as a warning (‼) the verdict is WARN even when
+the condition's code is a FAIL code, unless the code's definition overrides the
+tool's severity (an expiring issuer, a pre-existing resource).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.verdicts import Finding, Verdict, reason
+
+log = logging.getLogger(__name__)
+
+NAME = "linkerd-check"
+# An issuer or trust anchor this close to its end fails whatever the tool printed.
+EXPIRY_BOUND = timedelta(days=7)
+
+OK, WARNING, FAILED, WAITING = "ok", "warning", "failed", "waiting"
+_GLYPHS = {"√": OK, "✔": OK, "×": FAILED, "✘": FAILED, "‼": WARNING, "⚠": WARNING}
+_DOTTED = {"ok": OK, "FAIL": FAILED, "warning": WARNING, "retry": WAITING}
+_JSON_RESULTS = {"success": OK, "warning": WARNING, "error": FAILED}
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_GLYPH_LINE = re.compile(r"^\s*([√✔×✘‼⚠])\s+(\S.*)$")
+_SPINNER_LINE = re.compile(r"^([|/\\-])\s+(\S.*)$")
+_DOTTED_LINE = re.compile(
+    r"^\s*(?:(?P<cat>[\w.-]+):\s+)?(?P<desc>\S.*?)\.{2,}\s*"
+    r"\[(?P<st>ok|FAIL|warning|retry)\](?:\s*--\s*(?P<msg>.*))?$"
+)
+_STATUS_LINE = re.compile(r"Status check results are\s*(\S+)")
+_HINT_LINE = re.compile(r"^see \S+ for hints$", re.IGNORECASE)
+_UNDERLINE = re.compile(r"^(-{3,}|={3,})$")
+_CATEGORY = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+@dataclass
+class Check:
+    """One check result, whatever output format it came from."""
+
+    category: str
+    description: str
+    status: str
+    messages: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.description, *self.messages])
+
+    @property
+    def error(self) -> str:
+        return "\n".join(self.messages)
+
+
+@dataclass
+class Report:
+    """Everything read from one artifact."""
+
+    checks: list[Check] = field(default_factory=list)
+    statuses: list[bool] = field(default_factory=list)
+    json_documents: int = 0
+    text_seen: bool = False
+    cut_json: bool = False
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def _screen_lines(text: str) -> list[str]:
+    """Lines as a terminal shows them: colours dropped, carriage returns applied."""
+    out = []
+    for raw in _ANSI.sub("", text).split("\n"):
+        segments = [s for s in raw.split("\r") if s.strip()]
+        out.append(segments[-1].rstrip() if segments else "")
+    return out
+
+
+def _json_stream(text: str, report: Report) -> str:
+    """Read the leading JSON documents into the report; return the text after them."""
+    decoder = json.JSONDecoder()
+    pos = len(text) - len(text.lstrip())
+    while pos < len(text) and text[pos] in "{[":
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            if text[pos] == "{" and _salvage_json(text[pos:], report):
+                return ""
+            break
+        _read_json_document(doc, report)
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return text[pos:]
+
+
+_JSON_CHECK = re.compile(r'\{[^{}]*"result"\s*:\s*"\w+"[^{}]*\}')
+_JSON_CATEGORY = re.compile(r'"categoryName"\s*:\s*"([^"]*)"')
+
+
+def _salvage_json(text: str, report: Report) -> bool:
+    """Read the complete check objects of a JSON document that was cut off."""
+    categories = [(m.start(), m.group(1)) for m in _JSON_CATEGORY.finditer(text)]
+    found = 0
+    for m in _JSON_CHECK.finditer(text):
+        try:
+            item = json.loads(m.group(0))
+        except ValueError:
+            continue
+        before = [name for start, name in categories if start < m.start()]
+        report.checks.append(_json_check(before[-1] if before else "", item))
+        found += 1
+    if found:
+        report.json_documents += 1
+        report.cut_json = True
+        success = re.match(r'\{\s*"success"\s*:\s*(true|false)', text)
+        if success:
+            report.statuses.append(success.group(1) == "true")
+    return bool(found)
+
+
+def _read_json_document(doc: object, report: Report) -> None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("categories"), list):
+        return
+    report.json_documents += 1
+    report.statuses.append(doc.get("success") is True)
+    for cat in doc["categories"]:
+        if not isinstance(cat, dict) or not isinstance(cat.get("checks"), list):
+            continue
+        name = str(cat.get("categoryName", ""))
+        for item in cat["checks"]:
+            if isinstance(item, dict):
+                report.checks.append(_json_check(name, item))
+
+
+def _json_check(category: str, item: dict[str, Any]) -> Check:
+    result = str(item.get("result", ""))
+    desc = str(item.get("description", ""))
+    error = str(item.get("error") or "")
+    status = _JSON_RESULTS.get(result, FAILED)
+    messages = [ln.strip() for ln in error.splitlines() if ln.strip()]
+    line = f"[{result}] {category}: {desc}" + (f": {error}" if error else "")
+    return Check(category, desc, status, messages, [line])
+
+
+def _read_text(text: str, report: Report) -> None:
+    lines = _screen_lines(text)
+    category = ""
+    current: Check | None = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if not stripped or _UNDERLINE.match(stripped):
+            continue
+        if _UNDERLINE.match(nxt) and not line[:1].isspace():
+            category = stripped if _CATEGORY.match(stripped) else category
+            continue
+        new = _parse_check_line(line, category, report)
+        if new is not None:
+            report.checks.append(new)
+            report.text_seen = True
+            current = new
+        elif current is not None and (line[:1].isspace() or stripped[:1] == "*"):
+            current.lines.append(line)
+            if not _HINT_LINE.match(stripped):
+                current.messages.append(stripped)
+
+
+def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
+    status = _STATUS_LINE.search(line)
+    if status:
+        report.statuses.append(status.group(1) in ("√", "✔", "[ok]"))
+        report.text_seen = True
+        return None
+    m = _GLYPH_LINE.match(line)
+    if m:
+        return Check(category, m.group(2).strip(), _GLYPHS[m.group(1)], [], [line])
+    m = _DOTTED_LINE.match(line)
+    if m:
+        msgs = [m.group("msg").strip()] if m.group("msg") else []
+        cat = m.group("cat") or category
+        return Check(cat, m.group("desc").strip(), _DOTTED[m.group("st")], msgs, [line])
+    m = _SPINNER_LINE.match(line)
+    if m and (report.checks or category):
+        return Check(category, "", WAITING, [m.group(2).strip()], [line])
+    if "waiting for check to complete" in line:
+        return Check(category, "", WAITING, [line.strip()], [line])
+    return None
+
+
+def read(text: str) -> Report:
+    """Every check result in a `linkerd check` artifact, in printed order."""
+    report = Report()
+    rest = _json_stream(text, report)
+    if rest.strip():
+        _read_text(rest, report)
+    return report
+
+
+# --- detecting -----------------------------------------------------------------
+
+
+def detect(evidence: Evidence) -> float:
+    text = evidence.text[:200_000]
+    report = read(text)
+    if report.json_documents:
+        return 0.95
+    glyph_checks = sum(1 for c in report.checks if c.status != WAITING)
+    has_status = bool(report.statuses)
+    if report.checks and (has_status or _has_category_header(text)):
+        return 0.95
+    if glyph_checks >= 2 or (glyph_checks and "linkerd" in text.lower()):
+        return 0.8
+    if has_status:
+        return 0.7
+    return 0.0
+
+
+def _has_category_header(text: str) -> bool:
+    lines = _screen_lines(text)
+    return any(
+        _UNDERLINE.match(b.strip()) and _CATEGORY.match(a)
+        for a, b in zip(lines, lines[1:], strict=False)
+    )
+
+
+# --- judging -------------------------------------------------------------------
+
+
+@dataclass
+class _Verdicts:
+    """Codes gathered from the checks, kept apart by the severity the tool printed."""
+
+    finding: Finding
+    ctx: Context
+    hard: list[str] = field(default_factory=list)
+    soft: list[str] = field(default_factory=list)
+
+    def add(
+        self, check: Check, code: str, hint: str = "", *, forced: bool = False
+    ) -> None:
+        """Record a code; a warning check counts as soft unless the code is forced."""
+        bucket = self.hard if forced or check.status != WARNING else self.soft
+        if code not in bucket:
+            bucket.append(code)
+        self.finding.add(code, hint or None)
+        self.evidence(check)
+
+    def evidence(self, check: Check) -> None:
+        ev = self.finding.evidence
+        ev.extend(ln for ln in check.lines if ln not in ev)
+
+    def detail(self, key: str, value: Any) -> None:
+        items = self.finding.details.setdefault(key, [])
+        if value not in items:
+            items.append(value)
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    try:
+        report = read(evidence.text)
+    except Exception:  # a judge must never raise; say what happened instead
+        log.exception("[%s] could not read linkerd check output", evidence.name)
+        return unrecognised(evidence, expected=NAME)
+    if not report.checks and not report.statuses:
+        return unrecognised(evidence, expected=NAME)
+    acc = _Verdicts(Finding(layer="mesh", kind=NAME), ctx)
+    for check in _final_checks(report):
+        _classify(check, acc)
+    _judge_completion(report, acc)
+    return _conclude(acc)
+
+
+def _final_checks(report: Report) -> list[Check]:
+    """Failed, warning and still-waiting results; a retry only counts if last."""
+    last = report.checks[-1] if report.checks else None
+    return [
+        c
+        for c in report.checks
+        if c.status in (FAILED, WARNING) or (c.status == WAITING and c is last)
+    ]
+
+
+def _conclude(acc: _Verdicts) -> Finding:
+    f = acc.finding
+    f.reasons = [c for c in f.reasons if c in acc.hard] + [
+        c for c in f.reasons if c not in acc.hard
+    ]
+    worst_hard = max((reason(c).verdict.severity for c in acc.hard), default=0)
+    worst_soft = max((reason(c).verdict.severity for c in acc.soft), default=0)
+    # The tool printed these only as warnings: its severity stands.
+    if worst_soft > Verdict.WARN.severity and worst_hard <= Verdict.WARN.severity:
+        f.verdict_override = Verdict.WARN
+    return f
+
+
+def _judge_completion(report: Report, acc: _Verdicts) -> None:
+    failed_shown = any(c.status in (FAILED, WAITING) for c in report.checks)
+    if report.cut_json or (report.text_seen and not report.statuses):
+        acc.finding.details["truncated"] = True
+        acc.finding.hint(
+            "the output stops before its 'Status check results' line: the check was "
+            "cut off; checks after the last one shown were not judged"
+        )
+        if not failed_shown and report.checks:
+            last = report.checks[-1]
+            acc.add(last, "check_failed", "re-run `linkerd check` to its end")
+            acc.detail("failed_checks", {"category": last.category, "cut_off": True})
+    if report.json_documents:
+        acc.finding.details["success"] = all(report.statuses)
+    if report.statuses and not all(report.statuses) and not failed_shown:
+        acc.finding.add(
+            "check_failed", "the tool reports failure but no failed check is shown"
+        )
+        acc.hard.append("check_failed")
+
+
+# --- classifying one check -----------------------------------------------------
+
+_FORBIDDEN = re.compile(
+    r'is forbidden: User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource '
+    r'"(?P<res>[^"]+)"(?: in API group "(?P<group>[^"]*)")?'
+    r'(?: in the namespace "(?P<ns>[^"]+)"| at the cluster scope)?'
+)
+_MISSING_PERMISSION = re.compile(r"Missing permissions to (\w+) (\w+)")
+_SKEW_NODES = re.compile(r"clock skew detected for node\(s\):\s*(.+)")
+_CNI_CONFIG = re.compile(r'configmaps? "?linkerd-cni-config"? not found')
+_VIZ_MISSING = re.compile(
+    r'namespaces? "linkerd-viz" not found|could not find the linkerd-viz'
+    r'|label "linkerd\.io/extension: viz" not found'
+    r"|viz extension.*not (found|installed)",
+    re.IGNORECASE,
+)
+_NOT_READY = re.compile(
+    r"not ready|No running pods|waiting for check to complete|is not running"
+    r"|Could not find pods|not enough replicas|status is Pending",
+    re.IGNORECASE,
+)
+_NOT_MESHED = re.compile(
+    r'no "?linkerd-proxy"? containers found|could not find proxy container',
+    re.IGNORECASE,
+)
+_IDENTITY_DOWN = re.compile(
+    r"Failed to (obtain|certify) identity|identity.*(unavailable|fail-fast|"
+    r"connection refused|unreachable|no endpoints)",
+    re.IGNORECASE,
+)
+_EXPIRED = re.compile(r"Expired on (\S+)")
+_EXPIRES = re.compile(r"will expire on (\S+)")
+_NOT_YET = re.compile(r"not valid before:? (\S+)")
+_RUNNING = re.compile(
+    r"running (?:version )?(\S+) but (?:the latest \w+ version is |cli running )(\S+)"
+)
+_RELEASE = re.compile(r"^(?:(?:stable|edge|enterprise)-)?v?\d+(?:\.\d+){2}\S*$")
+_OFFLINE_CHECKS = ("cli is up-to-date", "can determine the latest version")
+_UP_TO_DATE = re.compile(r"\b(is|are) up-to-date$|latest version")
+
+
+def _classify(check: Check, acc: _Verdicts) -> None:
+    for rule in _RULES:
+        if rule(check, acc):
+            return
+    acc.add(check, "check_failed")
+    acc.detail("failed_checks", _check_details(check))
+
+
+def _check_details(check: Check) -> dict[str, str]:
+    return {
+        "category": check.category,
+        "description": check.description,
+        "error": check.error,
+        "severity": check.status,
+    }
+
+
+def _rbac(check: Check, acc: _Verdicts) -> bool:
+    found = False
+    for m in _FORBIDDEN.finditer(check.error):
+        scope = f"namespace {m.group('ns')}" if m.group("ns") else "cluster"
+        item = {
+            "verb": m.group("verb"),
+            "resource": m.group("res"),
+            "group": m.group("group") or "",
+            "scope": scope,
+            "user": m.group("user"),
+        }
+        acc.detail("forbidden", item)
+        found = True
+    for m in _MISSING_PERMISSION.finditer(check.error):
+        item = {"verb": m.group(1), "resource": m.group(2), "group": "", "scope": ""}
+        acc.detail("forbidden", item)
+        found = True
+    if found:
+        acc.add(check, "rbac_forbidden", _RBAC_HINT)
+        _already_exists(check, acc)
+    return found
+
+
+_RBAC_HINT = (
+    "the kubeconfig lacks rights the install needs: run with a cluster-admin "
+    "kubeconfig (on k3s, /etc/rancher/k3s/k3s.yaml on the server)"
+)
+
+
+def _already_exists(check: Check, acc: _Verdicts) -> bool:
+    if "already exists" not in check.error:
+        return False
+    for msg in check.messages:
+        if "already exists" in msg:
+            acc.detail("existing", msg)
+    acc.add(
+        check,
+        "preexisting_resource",
+        "something the install would create already exists: remove it, or install "
+        "into it deliberately (this is not a permission problem)",
+        forced=True,
+    )
+    return True
+
+
+def _clock_skew(check: Check, acc: _Verdicts) -> bool:
+    if "clock skew" not in check.text.lower():
+        return False
+    for m in _SKEW_NODES.finditer(check.error):
+        for node in m.group(1).split(","):
+            if node.strip():
+                acc.detail("nodes", node.strip())
+    acc.add(check, "clock_skew", _SKEW_HINT)
+    if check.status == FAILED:
+        acc.finding.hint(_SKEW_FALSE_POSITIVE)
+    return True
+
+
+_SKEW_HINT = (
+    "compare `date -u` on the CLI host and on each node named; enable NTP on every VM "
+    "(`timedatectl set-ntp true`); real skew later shows as proxy identity errors "
+    "'x509: certificate has expired or is not yet valid'"
+)
+_SKEW_FALSE_POSITIVE = (
+    "possible false positive: on Kubernetes >= 1.17 the kubelet heartbeat is "
+    "refreshed only every 5 min, which a Linkerd CLI older than March 2020 "
+    "(stable-2.7.1) reads as skew"
+)
+
+
+def _cni(check: Check, acc: _Verdicts) -> bool:
+    if not _CNI_CONFIG.search(check.error):
+        return False
+    where = acc.ctx.cni_namespace or "linkerd-cni (the CLI's default)"
+    acc.add(
+        check,
+        "cni_config_missing",
+        f"the check looked for linkerd-cni-config in {where}: if the CNI was "
+        "installed elsewhere, re-run with --cni-namespace=<that namespace>",
+    )
+    return True
+
+
+def _viz(check: Check, acc: _Verdicts) -> bool:
+    if not _VIZ_MISSING.search(check.text):
+        return False
+    acc.add(
+        check,
+        "viz_extension_not_found",
+        "install the viz extension (`linkerd viz install | kubectl apply -f -`) "
+        "or point the check at its namespace",
+    )
+    return True
+
+
+def _not_meshed(check: Check, acc: _Verdicts) -> bool:
+    if not _NOT_MESHED.search(check.error):
+        return False
+    for msg in check.messages:
+        acc.detail("not_meshed", msg)
+    acc.add(
+        check,
+        "not_meshed",
+        "annotate the namespace or pod template with linkerd.io/inject=enabled, "
+        "then `kubectl rollout restart` the workloads",
+    )
+    return True
+
+
+def _identity_down(check: Check, acc: _Verdicts) -> bool:
+    if not _IDENTITY_DOWN.search(check.error):
+        return False
+    acc.add(check, "identity_unreachable", "check the linkerd-identity pods and logs")
+    return True
+
+
+def _not_ready(check: Check, acc: _Verdicts) -> bool:
+    if not _NOT_READY.search(check.text) or "data-plane" in check.category:
+        return False
+    if check.status == WAITING:
+        acc.finding.details["waiting_on"] = check.error or check.description
+    acc.add(
+        check,
+        "control_plane_not_ready",
+        "see `kubectl -n linkerd get pods` and the events of the pods not ready",
+    )
+    return True
+
+
+def _offline_version(check: Check, acc: _Verdicts) -> bool:
+    desc = check.description
+    if desc not in _OFFLINE_CHECKS and not _UP_TO_DATE.search(desc):
+        return False
+    note = check.error or "the latest version could not be determined"
+    acc.finding.hint(f"{desc}: {note} (edge sites may be offline; not a warning)")
+    return True
+
+
+def _versions(check: Check, acc: _Verdicts) -> bool:
+    seen = [v for m in _RUNNING.finditer(check.error) for v in m.groups()]
+    seen += re.findall(r"\(([^()\s]+)\)\s*$", check.error, re.MULTILINE)
+    up_to_date = bool(_UP_TO_DATE.search(check.description))
+    if not seen or not ("version" in check.description or up_to_date):
+        return False
+    unknown = [v for v in seen if not _RELEASE.match(v)]
+    if not unknown and (up_to_date or len(set(seen)) < 2):
+        return False  # compared with the newest release online: a hint at most
+    acc.detail("versions", {"check": check.description, "seen": seen})
+    if unknown:
+        acc.add(check, "version_unknown", _UNKNOWN_HINT, forced=True)
+    else:
+        acc.add(check, "version_mismatch", _MISMATCH_HINT, forced=True)
+    return True
+
+
+_MISMATCH_HINT = "upgrade so that CLI, control plane and proxies run one release"
+
+
+_UNKNOWN_HINT = (
+    "a proxy reports a version that is not a release (an image digest or registry "
+    "path), so it cannot be compared; pin proxy images by release tag"
+)
+
+
+def _certificates(check: Check, acc: _Verdicts) -> bool:
+    expired = _EXPIRED.findall(check.error)
+    expiring = _EXPIRES.findall(check.error)
+    if not (expired or expiring or _NOT_YET.search(check.error)):
+        return False
+    if not re.search(r"issuer|anchor|root", check.description, re.IGNORECASE):
+        return False
+    if expired:
+        return _expiring(check, acc, expired, "expired")
+    if not expiring:  # not yet valid: a clock or a freshly made certificate
+        acc.add(check, "check_failed", _SKEW_HINT)
+        acc.detail("failed_checks", _check_details(check))
+        return True
+    return _judge_expiry(check, acc, expiring)
+
+
+def _judge_expiry(check: Check, acc: _Verdicts, dates: list[str]) -> bool:
+    now = acc.ctx.now
+    if now is None:
+        acc.finding.hint(
+            f"{check.description}: expires {', '.join(dates)}; no judging time was "
+            "given (Context.now), so whether that is within 7 days was not judged"
+        )
+        acc.add(check, "check_failed")
+        acc.detail("failed_checks", _check_details(check))
+        return True
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    soon = [d for d in dates if (t := _when(d)) is not None and t - now <= EXPIRY_BOUND]
+    if soon:
+        return _expiring(check, acc, soon, "expires within 7 days")
+    acc.add(check, "check_failed", f"{check.description}: expires {', '.join(dates)}")
+    acc.detail("failed_checks", _check_details(check))
+    return True
+
+
+def _expiring(check: Check, acc: _Verdicts, dates: list[str], state: str) -> bool:
+    for d in dates:
+        acc.detail(
+            "certificates", {"check": check.description, "date": d, "state": state}
+        )
+    acc.add(
+        check,
+        "identity_issuer_expiring",
+        "rotate the identity issuer / trust anchor now (see Linkerd's "
+        "'replacing expired certificates' procedure)",
+        forced=True,
+    )
+    return True
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(text.rstrip(".,;)").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+_RULES = (
+    _rbac,
+    _already_exists,
+    _clock_skew,
+    _cni,
+    _viz,
+    _certificates,
+    _versions,
+    _offline_version,
+    _not_meshed,
+    _identity_down,
+    _not_ready,
+)
+
+KIND = register(
+    Kind(
+        name=NAME,
+        layer="mesh",
+        summary="output of `linkerd check` / `check --pre` / `--proxy` / `viz check`",
+        detect=detect,
+        judge=judge,
+    )
+)
