@@ -49,6 +49,9 @@ def _attach(finding: Finding, attachments: dict[str, str] | None) -> None:
     )
     for name, text in (attachments or {}).items():
         allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+    if finding.verdict is Verdict.WARN:
+        # Read back after the run to file the result under the "warnings" category.
+        allure.dynamic.label("meshstack_verdict", _message(finding))
 
 
 def judge(finding: Finding, attachments: dict[str, str] | None = None) -> Finding:
