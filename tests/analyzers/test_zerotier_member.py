@@ -37,7 +37,9 @@ FOREIGN = {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
         "  namespace: emojivoto\nspec:\n  replicas: 1\n"
     ),
-    "prometheus json": '{"status":"success","data":{"resultType":"vector","result":[]}}',
+    "prometheus json": (
+        '{"status":"success","data":{"resultType":"vector","result":[]}}'
+    ),
     "kube status json": (
         '{"kind":"Status","apiVersion":"v1","status":"Failure",'
         '"message":"forbidden","reason":"Forbidden","code":403}'
@@ -137,8 +139,10 @@ def test_a_member_index_without_settings_is_inconclusive():
 
 
 def test_an_offline_member_is_a_hint_with_its_age_not_a_failure():
-    text = (HERE / "c15-central-member.json").read_text().replace(
-        '"online":true', '"online":false'
+    text = (
+        (HERE / "c15-central-member.json")
+        .read_text()
+        .replace('"online":true', '"online":false')
     )
     now = datetime.fromtimestamp(1620113745684 / 1000 + 600, tz=UTC)
 

@@ -25,9 +25,9 @@ What it judges (layer ``overlay``), per member:
   ``no_ip_assigned`` with ``details.outside_overlay`` and a hint naming the
   addresses and the range; the cluster check then fails on the node address.
   Without a range, a hint says the addresses were not judged.
-- ``online: false`` (Central only) is a hint. Central's flag says whether the node
-  has talked to Central lately, not whether members reach each other, so it is not
-  ``peer_unreachable``; the overlay's live ping check judges reachability.
+- ``online: false`` (Central only) is a hint: it says the node has not talked to
+  Central lately, not that members cannot reach each other (``peer_unreachable``
+  is the live ping check's to judge).
 
 A member list that holds only ids (the controller's ``/member`` index), or members
 cut off before their authorization or addresses, is INCONCLUSIVE
@@ -254,18 +254,20 @@ def detect(evidence: Evidence) -> float:
     return 0.6 if ids else 0.0
 
 
-def _authorize_hint(m: Member) -> str:
-    if m.source == "central":
-        how = (
-            'POST {"config":{"authorized":true}} to '
-            f"/api/v1/network/{m.network}/member/{m.node} (ZeroTier Central)"
-        )
-    else:
-        how = (
-            'POST {"authorized":true} to '
-            f"/controller/network/{m.network}/member/{m.node} (self-hosted controller)"
-        )
-    return f"authorize member {m.node} on {m.network}: {how}"
+def authorize_hint(node: str, nwid: str, source: str = "") -> str:
+    """How to authorize a member, for Central, the controller, or (no source) both."""
+    central = (
+        f'POST {{"config":{{"authorized":true}}}} to '
+        f"/api/v1/network/{nwid}/member/{node} (ZeroTier Central)"
+    )
+    controller = (
+        f'POST {{"authorized":true}} to '
+        f"/controller/network/{nwid}/member/{node} (self-hosted controller)"
+    )
+    how = {"central": central, "controller": controller}.get(
+        source, f"{central}, or {controller}"
+    )
+    return f"authorize member {node} on {nwid}: {how}"
 
 
 def _judge_authorization(m: Member, f: Finding) -> bool:
@@ -276,12 +278,12 @@ def _judge_authorization(m: Member, f: Finding) -> bool:
             f"member {m.node} was deauthorized after its last authorization "
             f"(lastDeauthorizedTime {m.last_deauthorized} > lastAuthorizedTime "
             f"{m.last_authorized}); find out who or what did it, then "
-            + _authorize_hint(m),
+            + authorize_hint(m.node, m.network, m.source),
         )
         _note(f, "deauthorized", m.node)
         return False
     if m.authorized is False:
-        f.add("member_not_authorized", _authorize_hint(m))
+        f.add("member_not_authorized", authorize_hint(m.node, m.network, m.source))
         _note(f, "not_authorized", m.node)
         return False
     return m.authorized is True
@@ -305,10 +307,10 @@ def _judge_addresses(m: Member, ctx: Context, f: Finding) -> None:
         f.add("no_ip_assigned", f"member {m.node} has no overlay address: {why}")
         _note(f, "no_ip", m.node)
         return
-    network = _overlay(ctx, f)
+    network = overlay_range(ctx, f)
     if network is None:
         return
-    inside = [ip for ip in m.ips if _inside(ip, network)]
+    inside = [ip for ip in m.ips if in_range(ip, network)]
     if not inside:
         f.add(
             "no_ip_assigned",
@@ -318,12 +320,13 @@ def _judge_addresses(m: Member, ctx: Context, f: Finding) -> None:
         f.details.setdefault("outside_overlay", {})[m.node] = list(m.ips)
 
 
-def _overlay(
+def overlay_range(
     ctx: Context, f: Finding
 ) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """``Context.overlay_cidr`` as a network, or None with a hint saying why not."""
     if not ctx.overlay_cidr:
         f.hint(
-            "member addresses were not checked against the overlay range: "
+            "addresses were not checked against the overlay range: "
             "pass --overlay-cidr to judge them"
         )
         return None
@@ -332,12 +335,12 @@ def _overlay(
     except ValueError:
         f.hint(
             f"overlay range {ctx.overlay_cidr!r} is not a network (expected a CIDR "
-            "such as 198.51.100.0/24); member addresses were not judged"
+            "such as 198.51.100.0/24); addresses were not judged"
         )
         return None
 
 
-def _inside(ip: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+def in_range(ip: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     try:
         addr = ipaddress.ip_interface(ip).ip
     except ValueError:
