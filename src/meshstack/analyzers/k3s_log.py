@@ -143,16 +143,22 @@ def _expand_exec(tokens: list[str]) -> list[str]:
     return out
 
 
+# Log lines that mention k3s and its arguments without being the command itself.
+_NOT_A_COMMAND = re.compile(
+    r"Running (kubelet|kube-|containerd|flannel)|Starting k3s|\blevel=\w+|^[A-Z]{4}\["
+)
+
+
 def invocations(text: str) -> list[list[str]]:
     """Every k3s command line in the text, as its arguments after server/agent.
 
     The first element is ``server``, ``agent`` or ``?`` (a bare line of flags).
     Lines where k3s reports the arguments it gives to its embedded components
-    (``Running kubelet --node-ip=...``) are not commands and are skipped.
+    (``Running kubelet --node-ip=...``) and other log lines are not commands.
     """
     found: list[list[str]] = []
     for line in _join_continuations(text):
-        if re.search(r"Running (kubelet|kube-|containerd|flannel)", line):
+        if _NOT_A_COMMAND.search(line):
             continue
         toks = _expand_exec(_tokens(line))
         for i, tok in enumerate(toks[:-1]):

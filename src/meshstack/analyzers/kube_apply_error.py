@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 NAME = "kube-apply-error"
 
 _ERROR = re.compile(
-    r"Error from server|^error:|^Error:|Internal error occurred|failed calling webhook"
+    r"Error from server|^error:|^Error:|Internal error occurred"
+    r"|failed (calling|to call) webhook"
     r"|no matches for kind|resource mapping not found|ensure CRDs are installed"
     r"|is forbidden: User|ApiException|Failed to (patch|create|apply) object"
     r"|admission webhook .{0,120} denied the request|unable to recognize",
@@ -67,7 +68,9 @@ _SUCCESS = re.compile(
     r"( \(server dry run\))?\s*$",
     re.M,
 )
-_WEBHOOK = re.compile(r"failed calling webhook \\*\"([^\"\\]+)")
+_WEBHOOK = re.compile(
+    r"failed calling webhook \\*\"([^\"\\]+)|failed to call webhook: \w+ \\*\"https://([\w.-]+)"
+)
 _PROXY = re.compile(r"proxy error from \S+ while dialing|error trying to reach service")
 _TLS = re.compile(r"x509:|tls: failed to verify|certificate signed by unknown", re.I)
 _TRANSIENT = re.compile(
@@ -100,7 +103,7 @@ def detect(evidence: Evidence) -> float:
     if not sample.strip():
         return 0.0
     errors = _ERROR.findall(sample)
-    if re.search(r"Error from server \(\w+\)|failed calling webhook", sample):
+    if re.search(r"Error from server \(\w+\)|failed (calling|to call) webhook", sample):
         return 0.9
     if errors and re.search(
         r"kubectl|apiVersion|metallb\.io|\.k8s\.io|kind \"", sample
@@ -120,7 +123,8 @@ def _layer_of(line: str) -> str:
 
 
 def _webhook(line: str, f: Finding, layers: list[str]) -> None:
-    name = m.group(1) if (m := _WEBHOOK.search(line)) else "?"
+    m = _WEBHOOK.search(line)
+    name = (m.group(1) or m.group(2)) if m else "?"
     if not _METALLB.search(name + line):
         f.add("api_unreachable", f"the API server cannot use webhook {name}")
         f.details.setdefault("webhooks", []).append(name)
@@ -173,7 +177,9 @@ def _no_kind(line: str, text: str, ctx: Context, f: Finding, layers: list[str]) 
     m = _NO_KIND.search(line)
     kind = (m.group(1) or m.group(3)) if m else None
     group = m.group(2) if m and m.group(2) else ""
-    if not _METALLB.search(group + line):
+    if kind is None and "missing_kinds" in f.details:
+        return  # kubectl's closing "ensure CRDs are installed first"
+    if not _METALLB.search(group + (line if kind else text)):
         f.add("check_failed", f"the cluster does not serve kind {kind or '?'}")
         f.details.setdefault("missing_kinds", []).append(kind or "?")
         layers.append(_layer_of(line))
@@ -213,18 +219,29 @@ def _classify(
     elif re.search(r"AlreadyExists|already exists", line):
         f.hint("an object already exists: use kubectl apply rather than create")
     elif _GENERIC.search(line):
-        f.add("check_failed", "kubectl reported an error this analyzer does not know")
+        # Often the first line of a multi-line error whose cause follows; judged
+        # on its own only if nothing more specific turns up (see judge()).
         f.details.setdefault("errors", []).append(line.strip()[:400])
-        layers.append(_layer_of(line))
     else:
         return False
     return True
 
 
 def _lines(text: str) -> Iterator[str]:
-    for line in text.splitlines():
-        if line.strip():
-            yield line
+    """Non-empty lines, with lines a terminal or a UI wrapped joined back."""
+    held = ""
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        wrapped = re.match(r"^\s*[│|]\s?(.*)$", raw)
+        if wrapped and held:
+            held += " " + wrapped.group(1).strip()
+            continue
+        if held:
+            yield held
+        held = raw
+    if held:
+        yield held
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
@@ -235,6 +252,9 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     for line in _lines(evidence.text):
         if _classify(line, evidence.text, ctx, f, layers):
             f.evidence.append(line.strip()[:600])
+    if not f.reasons and f.details.get("errors"):
+        f.add("check_failed", "kubectl reported an error this analyzer does not know")
+        layers.append(_layer_of(evidence.text))
     if not f.reasons and (m := _API_EXC.search(evidence.text)):
         # The client's exception header survived but not the body that explains it.
         f.add("check_failed", f"the API answered {m.group(1)}; its body is missing")

@@ -93,11 +93,17 @@ class Pool:
 def _load_chunk(chunk: str) -> object:
     """One YAML document; a document cut short is read up to its last whole line."""
     lines = chunk.splitlines()
-    for cut in range(min(len(lines), 40) + 1):
+    for _ in range(6):
         try:
-            return yaml.safe_load("\n".join(lines[: len(lines) - cut]))
+            return yaml.safe_load("\n".join(lines))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            bad = mark.line if mark is not None else len(lines) - 1
+            lines = lines[: min(bad, len(lines) - 1)]
         except yaml.YAMLError:
-            continue
+            return None
+        if not lines:
+            return None
     return None
 
 
@@ -275,17 +281,26 @@ def read_config(text: str) -> Config:
 # --- detection -----------------------------------------------------------------------
 
 
-def detect(evidence: Evidence) -> float:
-    text = evidence.text
-    if not re.search(r"metallb\.io/|address-pools|configInline", text):
-        return 0.0
-    try:
-        cfg = read_config(text)
-    except Exception:  # a detector must never decide by crashing
-        return 0.0
+def _score(cfg: Config) -> float:
     if cfg.legacy or cfg.crd or cfg.adverts:
         return 0.95
     return 0.6 if cfg.metallb_objects else 0.0
+
+
+def _read(evidence: Evidence) -> Config | None:
+    if not re.search(r"metallb\.io/|address-pools|configInline", evidence.text):
+        return None
+    try:
+        cfg = read_config(evidence.text)
+    except Exception:  # arbitrary text must give "not this kind", not a traceback
+        log.debug("[%s] unreadable as MetalLB config", evidence.name, exc_info=True)
+        return None
+    return cfg if _score(cfg) > 0 else None
+
+
+def detect(evidence: Evidence) -> float:
+    cfg = _read(evidence)
+    return _score(cfg) if cfg is not None else 0.0
 
 
 # --- selection -----------------------------------------------------------------------
@@ -398,6 +413,9 @@ def _judge_version(
     if version is None:
         if cfg.crd:
             f.hint("no --metallb-version given: the resources were judged as 0.13+ CRs")
+            lost = [p.name for p in cfg.legacy if not _covered(p, cfg.crd)]
+            if lost:
+                f.hint(f"pools only in the legacy ConfigMap, lost on 0.13+: {lost}")
             return cfg.crd
         if cfg.legacy:
             f.add(
@@ -537,12 +555,7 @@ def _pending_reasons(cfg: Config, f: Finding) -> None:
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
-    try:
-        score = detect(evidence)
-        cfg = read_config(evidence.text) if score > 0 else None
-    except Exception:  # arbitrary text must give a finding, not a traceback
-        log.debug("[%s] unreadable as MetalLB config", evidence.name, exc_info=True)
-        cfg = None
+    cfg = _read(evidence)
     if cfg is None:
         return unrecognised(evidence, expected=NAME)
     f = Finding(layer="lb", kind=NAME)
