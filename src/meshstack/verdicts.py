@@ -94,9 +94,13 @@ REASONS: dict[str, Reason] = {
         _r("no_ip_assigned", "authorized with auto-assign on, but no address", _W),
         _r("no_network_config", "the node never received the network's config"),
         _r("degraded_tcp_relay", "the node reaches the overlay only via TCP relay", _W),
-        _r("cli_not_privileged", "the overlay CLI ran without the rights it needs", _HE),
+        _r(
+            "cli_not_privileged", "the overlay CLI ran without the rights it needs", _HE
+        ),
         _r("pmtu_blackhole", "packets above some size vanish on the overlay path"),
-        _r("overlay_mtu_mismatch", "a layer above uses an MTU the overlay cannot carry"),
+        _r(
+            "overlay_mtu_mismatch", "a layer above uses an MTU the overlay cannot carry"
+        ),
         _r("peer_unreachable", "two members cannot reach each other over the overlay"),
         # cluster
         _r("node_not_ready", "a node is not Ready"),
@@ -109,12 +113,19 @@ REASONS: dict[str, Reason] = {
         # lb
         _r("k3s_servicelb_active_with_metallb", "k3s servicelb runs beside MetalLB"),
         _r("legacy_configmap_ignored", "MetalLB >= 0.13 with pools only in ConfigMap"),
-        _r("crds_unsupported_by_version", "MetalLB < 0.13 given only the new resources"),
-        _r("pool_not_advertised", "a pool hands out addresses no advertisement selects"),
+        _r(
+            "crds_unsupported_by_version", "MetalLB < 0.13 given only the new resources"
+        ),
+        _r(
+            "pool_not_advertised", "a pool hands out addresses no advertisement selects"
+        ),
         _r("webhook_unavailable", "MetalLB's admission webhook cannot be reached"),
         _r("webhook_ca_mismatch", "the webhook's certificate is not trusted"),
         _r("apiserver_cannot_reach_pod", "the API server cannot dial the webhook pod"),
-        _r("l2_arp_unreliable_on_overlay", "an announced address answers only some probes"),
+        _r(
+            "l2_arp_unreliable_on_overlay",
+            "an announced address answers only some probes",
+        ),
         _r("ip_pending", "a LoadBalancer Service has no address"),
         _r("ip_outside_pool", "a LoadBalancer address lies outside every pool"),
         _r("ip_unreachable", "a LoadBalancer address does not answer"),
