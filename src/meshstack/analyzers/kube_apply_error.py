@@ -86,6 +86,9 @@ _NO_KIND = re.compile(
     re.I,
 )
 _FORBIDDEN = re.compile(r"is forbidden: User \\*\"([^\"\\]+)")
+_LINKERD_CHECK = re.compile(
+    r"^[√×‼✔✘⚠] \S|\.{5,}\[(ok|FAIL|warn)\]|^Status check results are", re.M
+)
 _GENERIC = re.compile(
     r"Error from server|^\s*error:|^Error:|Failed to \w+ object", re.I
 )
@@ -102,11 +105,13 @@ def detect(evidence: Evidence) -> float:
     sample = evidence.text[:200_000]
     if not sample.strip():
         return 0.0
+    if _LINKERD_CHECK.search(sample):
+        return 0.0  # `linkerd check` quotes API errors under its own glyphs
     errors = _ERROR.findall(sample)
     if re.search(r"Error from server \(\w+\)|failed (calling|to call) webhook", sample):
         return 0.9
     if errors and re.search(
-        r"kubectl|apiVersion|metallb\.io|\.k8s\.io|kind \"", sample
+        r"kubectl|apiVersion|metallb\.io|\.k8s\.io|kind \"|kubernetes\.client", sample
     ):
         return 0.8
     if _SUCCESS.search(sample) and not re.search(r"^\s*\w+:\s*$", sample, re.M):
