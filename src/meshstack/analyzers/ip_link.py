@@ -1,0 +1,413 @@
+"""Interface MTUs and path-MTU probes on an overlay node (kind ``ip-link``).
+
+What it reads, in any mix: ``ip link`` / ``ip addr`` (also ``-o`` and ``-j``),
+``ifconfig`` (net-tools 2 and BSD ``name: flags=... mtu N``, the older ``Link
+encap ... MTU:N``), flannel's ``/run/flannel/subnet.env`` (``FLANNEL_MTU=``) and
+``ping`` runs (iputils ``N(M) bytes of data``, busybox/BSD ``N data bytes``) with
+their replies, errors and statistics.
+
+How a ZeroTier path is sized. ZeroTier wraps each Ethernet frame in a 28-byte
+packet header plus the FRAME verb's 8-byte network id and 2-byte ethertype (38
+bytes, ZeroTierOne ``node/Packet.hpp``) and sends it in UDP datagrams of at most
+1432 bytes of payload (``ZT_DEFAULT_PHYSMTU``), splitting larger frames. Over an
+IPv4 underlay of MTU U the largest inner IP packet that crosses unsplit and
+unfragmented is ``min(U - 28, 1432) - 38``; a ping payload is 28 bytes less. On
+case C17's 1448-byte VPS link that gives 1382, i.e. ``ping -s 1354`` passes and
+1355 does not, as reported. Frames above that size are split by ZeroTier itself,
+which works as long as a 1432-byte datagram fits the underlay (U >= 1460); on a
+smaller underlay every split datagram is IP-fragmented, and where fragments are
+dropped large packets vanish. The underlay is the smallest MTU among the capture's
+up, physical-looking interfaces.
+
+What it judges (layer ``overlay``):
+
+- ``pmtu_blackhole``: ping runs to one target where a size below the ZeroTier
+  interface's MTU minus 28 is lost silently (no reply and no "Frag needed" or
+  "message too long") while smaller sizes pass. ``details.max_payload`` is the
+  largest payload that passed, ``details.first_lost_payload`` the smallest lost.
+  Sizes refused with an error are reported (``details.reported_mtu``), not a
+  blackhole: the path says its MTU, so path-MTU discovery works.
+- ``peer_unreachable``: every size lost, down to one ZeroTier must always carry
+  (its minimum MTU is 1280, so any payload up to 1252).
+- ``overlay_mtu_mismatch``: flannel's MTU (``flannel.1``, ``flannel-wg``,
+  ``cni0`` or ``FLANNEL_MTU``) plus its encapsulation (VXLAN 50, WireGuard 80;
+  ``cni0`` and ``FLANNEL_MTU`` assume k3s's default VXLAN) exceeds the path MTU
+  measured by ping, else the ZeroTier interface's MTU, else (no ZeroTier
+  interface) the underlay's.
+- Interface MTUs alone never prove a blackhole: where the underlay is under 1460
+  and the ZeroTier MTU exceeds the unfragmented size, the verdict is INCONCLUSIVE
+  ``context_missing`` with ``details.predicted_max_payload`` and a hint to measure
+  with ``ping -M do -s``; a capture with a ZeroTier interface but nothing to size
+  it against (no underlay, flannel or ping), or with no ZeroTier interface and
+  nothing else to judge, is INCONCLUSIVE ``context_missing`` too.
+- ARP probes (case C12) are noted, not judged: they belong to the lb check.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers.zerotier_member import json_values
+from meshstack.verdicts import Finding
+
+log = logging.getLogger(__name__)
+
+NAME = "ip-link"
+
+_IP_LINK = re.compile(r"^\s*\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>.*?\bmtu (\d+)")
+_IFCONFIG = re.compile(r"^([^\s:]+):\s+flags=\d+<([^>]*)>.*?\bmtu (\d+)")
+_IFCONFIG_OLD = re.compile(r"^(\S+)\s+Link encap:")
+_OLD_FLAGS = re.compile(r"^\s+((?:[A-Z]+ )*[A-Z]+)\s+MTU:(\d+)")
+_INET = re.compile(r"^\s+inet6? (?:addr:\s*)?([0-9a-fA-F.:]+)")
+_FLANNEL_ENV = re.compile(r"^\s*FLANNEL_MTU=(\d+)", re.M)
+_PING = re.compile(
+    r"^PING (\S+) \(([^)]*)\)(?: from \S+ \S+)?:? (\d+)(?:\(\d+\))? (?:data )?bytes"
+)
+_REPLY = re.compile(r"^\d+ bytes from ")
+_SIGNALLED = re.compile(
+    r"Frag needed|message too long|fragmentation needed|Packet too big", re.I
+)
+_MTU_SAID = re.compile(r"mtu\s*=\s*(\d+)", re.I)
+_STATS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+# Names of interfaces that are not an underlay: software, container and overlay ones.
+_VIRTUAL = re.compile(
+    r"^(lo|zt|flannel|cni|veth|docker|br-|virbr|cali|tunl|vxlan|kube|wg|tailscale"
+    r"|tun|tap|lxc|lxd|cilium|gen|nodelocaldns|dummy|feth|utun)"
+)
+ZT_HEADER = 38  # ZeroTier packet header (28) + FRAME network id (8) + ethertype (2)
+ZT_PHYS_PAYLOAD = 1432  # ZT_DEFAULT_PHYSMTU: largest UDP payload ZeroTier sends
+IPV4_UDP = 28
+ICMP_IPV4 = 28  # what a ping payload adds to make an IPv4 packet
+ZT_MIN_MTU = 1280
+ENCAP = {"flannel.1": 50, "flannel-wg": 80, "cni0": 50, "FLANNEL_MTU": 50}
+
+
+@dataclass
+class Link:
+    name: str
+    mtu: int
+    up: bool
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Probe:
+    """One ping run: its target, payload size, and what came back."""
+
+    target: str
+    size: int
+    replies: int = 0
+    received: int | None = None  # from the statistics line; None if cut off
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.replies > 0 or bool(self.received)
+
+    @property
+    def lost_silently(self) -> bool:
+        return self.received == 0 and self.replies == 0 and not self.error
+
+
+@dataclass
+class Capture:
+    links: dict[str, Link] = field(default_factory=dict)
+    addresses_shown: bool = False
+    flannel_env: int | None = None
+    probes: list[Probe] = field(default_factory=list)
+    arp: bool = False
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def _read_line(line: str, cap: Capture, current: Link | None) -> Link | None:
+    """Read one line of interface output; return the interface now being read."""
+    if m := _IP_LINK.match(line) or _IFCONFIG.match(line):
+        link = Link(m.group(1), int(m.group(3)), "UP" in m.group(2).split(","))
+        cap.links[link.name] = link
+        return link
+    if m := _IFCONFIG_OLD.match(line):
+        link = Link(m.group(1), 0, False)
+        cap.links[link.name] = link
+        return link
+    if current is None:
+        return None
+    if m := _OLD_FLAGS.match(line):
+        current.up, current.mtu = "UP" in m.group(1).split(), int(m.group(2))
+    elif m := _INET.match(line):
+        current.addresses.append(m.group(1))
+        cap.addresses_shown = True
+    elif line and not line[0].isspace():
+        return None
+    return current
+
+
+def _read_ping(line: str, cap: Capture, probe: Probe | None) -> Probe | None:
+    if m := _PING.match(line):
+        probe = Probe(target=m.group(2) or m.group(1), size=int(m.group(3)))
+        cap.probes.append(probe)
+        return probe
+    if probe is None:
+        return None
+    if _REPLY.match(line):
+        probe.replies += 1
+    elif _SIGNALLED.search(line):
+        # "From <router> ... Frag needed (mtu = N)" comes from the path; "local
+        # error: message too long" is this host refusing a size above its own MTU.
+        said = _MTU_SAID.search(line) if line.startswith("From ") else None
+        probe.error = f"path mtu={said.group(1)}" if said else "refused"
+    elif m := _STATS.search(line):
+        probe.received = int(m.group(2))
+        return None
+    return probe
+
+
+def _read_json(text: str, cap: Capture) -> None:
+    for value in json_values(text)[0]:
+        for obj in value if isinstance(value, list) else []:
+            if isinstance(obj, dict) and "ifname" in obj and "mtu" in obj:
+                up = "UP" in (obj.get("flags") or [])
+                link = Link(str(obj["ifname"]), _as_int(obj["mtu"]), up)
+                for a in obj.get("addr_info") or []:
+                    if isinstance(a, dict) and "local" in a:
+                        link.addresses.append(str(a["local"]))
+                        cap.addresses_shown = True
+                cap.links[link.name] = link
+
+
+def _as_int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def parse(text: str) -> Capture:
+    cap = Capture()
+    link: Link | None = None
+    probe: Probe | None = None
+    for line in text.splitlines():
+        link = _read_line(line, cap, link)
+        probe = _read_ping(line, cap, probe)
+        cap.arp = cap.arp or line.startswith("ARPING ")
+    if m := _FLANNEL_ENV.search(text):
+        cap.flannel_env = int(m.group(1))
+    if "ifname" in text:
+        _read_json(text, cap)
+    return cap
+
+
+# --- judging ------------------------------------------------------------------
+
+
+def _zerotier(cap: Capture) -> dict[str, int]:
+    return {n: lk.mtu for n, lk in cap.links.items() if n.startswith("zt") and lk.mtu}
+
+
+def _underlay(cap: Capture) -> dict[str, int]:
+    return {
+        n: lk.mtu
+        for n, lk in cap.links.items()
+        if not _VIRTUAL.match(n)
+        and lk.up
+        and lk.mtu
+        and (lk.addresses or not cap.addresses_shown)
+    }
+
+
+def unsplit_packet(underlay_mtu: int) -> int:
+    """Largest inner IP packet ZeroTier carries in one unfragmented datagram."""
+    return min(underlay_mtu - IPV4_UDP, ZT_PHYS_PAYLOAD) - ZT_HEADER
+
+
+def _flannel(cap: Capture) -> dict[str, int]:
+    found = {n: cap.links[n].mtu for n in ENCAP if n in cap.links and cap.links[n].mtu}
+    if cap.flannel_env:
+        found["FLANNEL_MTU"] = cap.flannel_env
+    return found
+
+
+def _judge_pings(cap: Capture, zt_mtu: int | None, f: Finding) -> int | None:
+    """Judge the ping runs; return the measured path MTU where a blackhole shows."""
+    measured = None
+    for target in dict.fromkeys(p.target for p in cap.probes):
+        runs = sorted(
+            (p for p in cap.probes if p.target == target), key=lambda p: p.size
+        )
+        f.details.setdefault("pings", {})[target] = {
+            p.size: "passed" if p.passed else p.error or "lost" for p in runs
+        }
+        measured = _judge_target(target, runs, zt_mtu, f) or measured
+    return measured
+
+
+def _judge_target(
+    target: str, runs: list[Probe], zt_mtu: int | None, f: Finding
+) -> int | None:
+    passed = [p.size for p in runs if p.passed]
+    lost = [p.size for p in runs if p.lost_silently]
+    said = [p.error for p in runs if p.error.startswith("path mtu=")]
+    if said:
+        f.details["reported_mtu"] = int(said[0].split("=")[1])
+        f.hint(f"the path to {target} reports its MTU ({said[0]}): not a blackhole")
+    if not lost:
+        return None
+    if not passed:
+        if lost[0] <= ZT_MIN_MTU - ICMP_IPV4:
+            f.add(
+                "peer_unreachable",
+                f"no ping to {target} came back, down to {lost[0]} bytes: the "
+                "members do not reach each other over the overlay",
+                target=target,
+            )
+        return None
+    first = lost[0]
+    if any(size > first for size in passed):
+        f.hint(f"pings to {target} were lost at random sizes: a lossy path")
+        return None
+    if zt_mtu is not None and first + ICMP_IPV4 > zt_mtu:
+        return None
+    best = max(size for size in passed if size < first)
+    f.add(
+        "pmtu_blackhole",
+        f"pings to {target} above {best} bytes vanish without an error while the "
+        f"interface allows {zt_mtu or 'more'}: lower the network's MTU in ZeroTier "
+        f"Central to at most {best + ICMP_IPV4} (the client-side `zerotier-cli set "
+        "<nwid> mtu=` may be overridden), then restart k3s so flannel re-derives it",
+        max_payload=best,
+        first_lost_payload=first,
+        target=target,
+    )
+    return best + ICMP_IPV4
+
+
+def _judge_flannel(
+    cap: Capture,
+    zt: dict[str, int],
+    underlay: dict[str, int],
+    measured: int | None,
+    f: Finding,
+) -> bool:
+    """Compare flannel's MTU plus encapsulation with the path; True if judged."""
+    flannel = _flannel(cap)
+    if not flannel:
+        return False
+    f.details["flannel"] = flannel
+    if measured:
+        limit, what = measured, "the path MTU that ping measured"
+    elif zt:
+        limit, what = min(zt.values()), "the ZeroTier interface's MTU"
+    elif underlay:
+        limit, what = min(underlay.values()), "the underlay's MTU"
+    else:
+        f.hint("flannel's MTU is shown but no interface or ping to size it against")
+        return False
+    over = [f"{n} {m}+{ENCAP[n]}" for n, m in flannel.items() if m + ENCAP[n] > limit]
+    if over:
+        f.add(
+            "overlay_mtu_mismatch",
+            f"{', '.join(over)} bytes of encapsulation exceed {what} ({limit}): "
+            "lower the ZeroTier network's MTU in Central, then restart k3s so "
+            "flannel derives its MTU from it",
+            path_mtu=limit,
+        )
+    return True
+
+
+def _predict(
+    cap: Capture, zt: dict[str, int], underlay: dict[str, int], f: Finding
+) -> bool:
+    """Size the path from interface MTUs alone; True if that decides anything."""
+    if not zt or not underlay:
+        return False
+    under, zt_mtu = min(underlay.values()), min(zt.values())
+    packet = unsplit_packet(under)
+    f.details["predicted_max_payload"] = packet - ICMP_IPV4
+    if zt_mtu <= packet or under >= ZT_PHYS_PAYLOAD + IPV4_UDP:
+        if zt_mtu > packet:
+            f.hint(
+                f"ZeroTier splits frames above {packet} bytes into two datagrams "
+                f"(underlay {under}): it works, at some cost in throughput"
+            )
+        return True
+    if any(p.passed and p.size > packet - ICMP_IPV4 for p in cap.probes):
+        return True  # measured beyond the prediction: the path carries more
+    f.add(
+        "context_missing",
+        f"ZeroTier MTU {zt_mtu} over an underlay of {under}: ZeroTier's "
+        f"{ZT_PHYS_PAYLOAD + IPV4_UDP}-byte datagrams do not fit, so ping payloads "
+        f"above {packet - ICMP_IPV4} are expected to vanish. Measure it (`ping -M "
+        "do -s <size> <peer>`, binary search) to judge; the fix is a network MTU "
+        f"of at most {packet} set in ZeroTier Central",
+    )
+    return True
+
+
+def _notes(cap: Capture, zt: dict[str, int], f: Finding) -> None:
+    for name in zt:
+        link = cap.links[name]
+        f.evidence.append(f"{name} mtu {link.mtu} {'UP' if link.up else 'DOWN'}")
+        if not link.up:
+            f.hint(f"ZeroTier interface {name} is down")
+    if cap.arp:
+        f.hint(
+            "ARP probes in this capture are judged by the lb check "
+            "(l2_arp_unreliable_on_overlay), not here"
+        )
+
+
+def _nothing_judged(cap: Capture, zt: dict[str, int], f: Finding) -> None:
+    if not zt:
+        what = "no ZeroTier interface (zt*) in the capture: is this an overlay node?"
+    else:
+        what = "no underlay interface, flannel MTU or ping result to size it against"
+    f.add(
+        "context_missing",
+        f"{what}; capture the host's whole `ip link`, or `ping -M do -s <size>` "
+        "runs across the overlay",
+    )
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    cap = parse(evidence.text)
+    if not (cap.links or cap.probes or cap.flannel_env):
+        return unrecognised(evidence, expected=NAME)
+    f = Finding(layer="overlay", kind=NAME)
+    zt, underlay = _zerotier(cap), _underlay(cap)
+    f.details.update(zerotier=zt, underlay=underlay)
+    measured = _judge_pings(cap, min(zt.values()) if zt else None, f)
+    judged = any(p.passed for p in cap.probes) or bool(f.reasons)
+    judged = _judge_flannel(cap, zt, underlay, measured, f) or judged
+    if measured is None:
+        judged = _predict(cap, zt, underlay, f) or judged
+    _notes(cap, zt, f)
+    if not judged:
+        _nothing_judged(cap, zt, f)
+    log.debug("[%s] %s", evidence.name, f.summary())
+    return f
+
+
+def detect(evidence: Evidence) -> float:
+    text = evidence.text
+    for line in text.splitlines():
+        if _IP_LINK.match(line) or _IFCONFIG.match(line) or _IFCONFIG_OLD.match(line):
+            return 0.9
+    if '"ifname"' in text and parse(text).links:
+        return 0.85
+    if _FLANNEL_ENV.search(text):
+        return 0.7
+    return 0.6 if any(_PING.match(line) for line in text.splitlines()) else 0.0
+
+
+register(
+    Kind(
+        name=NAME,
+        layer="overlay",
+        summary="ip link/ifconfig MTUs, flannel's MTU and ping -M do path probes",
+        detect=detect,
+        judge=judge,
+    )
+)
