@@ -135,7 +135,7 @@ def _expand_exec(tokens: list[str]) -> list[str]:
     for tok in tokens:
         name, sep, value = tok.partition("=")
         if sep and name.endswith("INSTALL_K3S_EXEC"):
-            out.extend(["k3s", *_tokens(value)])
+            return ["k3s", *_tokens(value)]  # what follows is the installer's shell
         elif sep and name == "ExecStart":
             out.append(value)
         else:
@@ -163,12 +163,20 @@ def invocations(text: str) -> list[list[str]]:
         toks = _expand_exec(_tokens(line))
         for i, tok in enumerate(toks[:-1]):
             if tok.rsplit("/", 1)[-1] == "k3s" and toks[i + 1] in ("server", "agent"):
-                found.append([toks[i + 1], *toks[i + 2 :]])
+                found.append([toks[i + 1], *_until_shell(toks[i + 2 :])])
                 break
         else:
             if toks and toks[0].startswith("--") and _k3s_flags(toks):
                 found.append(["?", *toks])
     return found
+
+
+def _until_shell(args: list[str]) -> list[str]:
+    """The arguments up to a shell operator that ends the command."""
+    for i, arg in enumerate(args):
+        if arg in ("|", "||", "&&", ";", ">", ">>", "2>&1"):
+            return args[:i]
+    return args
 
 
 def _k3s_flags(args: list[str]) -> bool:
