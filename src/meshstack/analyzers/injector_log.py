@@ -1,0 +1,341 @@
+"""Judge linkerd-proxy-injector logs and InjectionSkipped events.
+
+`linkerd check` stays clean when the injector skips a workload, so this is where
+a missing proxy shows. The artifact may mix several captures, and all are read:
+
+- injector log records, logfmt (``time=... level=info msg="skipped pod/web-: ..."``)
+  or JSON (``{"level": "info", "msg": ...}``), of every version since 2019;
+- Kubernetes events (`kubectl describe` or `kubectl get events`): ``InjectionSkipped
+  ... Linkerd sidecar proxy injection skipped: <reason>`` and ``Injected``;
+- where the inject setting was put: a ``kubectl label ns <ns> linkerd.io/inject=...``
+  command, `kubectl get -o yaml|json` documents, and `kubectl describe` of a
+  namespace or workload.
+
+Context. ``Context.extra["objects"]`` may carry Kubernetes objects (dicts) a live
+suite read, judged like documents found in the artifact. ``Context.extra
+["expect_meshed"]`` may list the workload names that must carry the proxy: a
+skip of any other pod is then a hint, not a failure. Without it, every pod the
+injector skipped for want of the annotation counts as ``not_meshed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.verdicts import Finding
+
+log = logging.getLogger(__name__)
+
+NAME = "injector-log"
+INJECT_KEY = "linkerd.io/inject"
+_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+_LOGFMT_MSG = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
+_SKIP_EVENT = re.compile(r"InjectionSkipped\b.*?injection skipped:?\s*(.*)$")
+_INJECTED_EVENT = re.compile(r"\bInjected\b.*Linkerd sidecar proxy injected")
+_EVENT_OBJECT = re.compile(r"\b((?:pod|deployment|statefulset|daemonset)/\S+)")
+_SKIPPED = re.compile(r"^skipp(?:ed|ing) (?:deployment )?(\S+?):?(?:\s+(.*))?$")
+_PATCHED = re.compile(
+    r"^(?:injection )?patch generated for:?\s*(\S+)|^patch generated: \S", re.I
+)
+_RECEIVED = re.compile(r"^received (?:admission review request )?\S+")
+_LABEL_CMD = re.compile(
+    r"kubectl\s+label\s+(?:ns|namespaces?)\s+(\S+)\s+.*?linkerd\.io/inject=(\w+)"
+)
+_ANNOTATE_CMD = re.compile(
+    r"kubectl\s+annotate\s+(?:ns|namespaces?)\s+(\S+)\s+.*?linkerd\.io/inject="
+)
+_ABSENT = "neither the namespace nor the pod have the annotation"
+_BENIGN = ("sidecar injected already", f'annotation "{INJECT_KEY}:disabled"')
+
+
+@dataclass
+class Decision:
+    """One injection decision: skipped or injected, for which resource, why."""
+
+    action: str  # "skipped" | "injected"
+    resource: str
+    reason: str
+    line: str
+
+
+# --- reading decisions -----------------------------------------------------------
+
+
+def _message(line: str) -> str | None:
+    """The message of an injector log record, or None for other lines."""
+    m = _LOGFMT_MSG.search(line)
+    if m and "level=" in line:
+        return m.group(1).replace('\\"', '"')
+    stripped = line.strip()
+    if stripped.startswith("{") and '"msg"' in stripped:
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            return None
+        return str(doc.get("msg", "")) if isinstance(doc, dict) else None
+    return None
+
+
+def _decision(line: str) -> Decision | None:
+    event = _SKIP_EVENT.search(line)
+    if event:
+        obj = _EVENT_OBJECT.search(line)
+        return Decision("skipped", obj.group(1) if obj else "", event.group(1), line)
+    if _INJECTED_EVENT.search(line):
+        obj = _EVENT_OBJECT.search(line)
+        return Decision("injected", obj.group(1) if obj else "", "", line)
+    msg = _message(line)
+    if msg is None:
+        return None
+    skipped = _SKIPPED.match(msg)
+    if skipped:
+        return Decision("skipped", skipped.group(1), skipped.group(2) or "", line)
+    patched = _PATCHED.match(msg)
+    if patched:
+        return Decision("injected", patched.group(1) or "", "", line)
+    if _RECEIVED.match(msg):
+        return Decision("received", "", "", line)
+    return None
+
+
+def read(text: str) -> list[Decision]:
+    return [d for line in text.splitlines() if (d := _decision(line.rstrip()))]
+
+
+# --- reading where the inject setting sits -------------------------------------
+
+
+def _documents(text: str) -> Iterator[Any]:
+    """Kubernetes objects printed as YAML or JSON documents inside the text."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("apiVersion:"):
+            j = i + 1
+            while j < len(lines) and _yaml_line(lines[j]):
+                j += 1
+            yield _safe_yaml("\n".join(lines[i:j]))
+            i = j
+        elif lines[i] == "{":
+            j = next((k for k in range(i, len(lines)) if lines[k] == "}"), len(lines))
+            yield _safe_json("\n".join(lines[i : j + 1]))
+            i = j + 1
+        else:
+            i += 1
+
+
+def _yaml_line(line: str) -> bool:
+    return (
+        line[:1] in (" ", "-")
+        and line != "---"
+        or bool(re.match(r"^[A-Za-z][\w.-]*:(\s|$)", line))
+    )
+
+
+def _safe_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _safe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _objects(doc: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(doc, Mapping):
+        if isinstance(doc.get("items"), list):
+            for item in doc["items"]:
+                yield from _objects(item)
+        elif "kind" in doc:
+            yield doc
+
+
+def _meta(obj: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
+    node: Any = obj
+    for key in path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
+
+
+def _object_misplacements(obj: Mapping[str, Any]) -> list[str]:
+    kind, name = str(obj.get("kind")), str(_meta(obj, "metadata").get("name", "?"))
+    labels, notes = (
+        _meta(obj, "metadata", "labels"),
+        _meta(obj, "metadata", "annotations"),
+    )
+    out = []
+    if INJECT_KEY in labels and INJECT_KEY not in notes:
+        out.append(f"{kind.lower()}/{name} carries {INJECT_KEY} as a label")
+    if kind in _WORKLOADS and INJECT_KEY in notes:
+        tmpl = _meta(obj, "spec", "template", "metadata", "annotations")
+        if INJECT_KEY not in tmpl:
+            out.append(
+                f"{kind.lower()}/{name} has {INJECT_KEY} on its own metadata, "
+                "not on its pod template"
+            )
+    return out
+
+
+def _describe_field(lines: list[str], indent: str, key: str) -> list[str] | None:
+    """Values of a `kubectl describe` field at one indentation, with continuations."""
+    head = re.compile(rf"^{indent}{key}:\s*(.*)$")
+    more = re.compile(rf"^{indent}\s{{4,}}(\S.*)$")
+    for i, line in enumerate(lines):
+        m = head.match(line)
+        if not m:
+            continue
+        values = [m.group(1).strip()]
+        for cont in lines[i + 1 :]:
+            c = more.match(cont)
+            if not c:
+                break
+            values.append(c.group(1).strip())
+        return values
+    return None
+
+
+def _describe_misplacements(text: str) -> list[str]:
+    out = []
+    for block in re.split(r"\n(?=Name:\s)", "\n" + text):
+        lines = block.splitlines()
+        name = next((ln.split()[1] for ln in lines if re.match(r"^Name:\s+\S", ln)), "")
+        if not name:
+            continue
+        labels = " ".join(_describe_field(lines, "", "Labels") or [])
+        notes = " ".join(_describe_field(lines, "", "Annotations") or [])
+        if f"{INJECT_KEY}=" in labels and INJECT_KEY not in notes:
+            out.append(f"{name} carries {INJECT_KEY} as a label")
+        tmpl_at = next((i for i, ln in enumerate(lines) if ln == "Pod Template:"), None)
+        if tmpl_at is not None and INJECT_KEY in notes:
+            tmpl = " ".join(_describe_field(lines[tmpl_at:], "  ", "Annotations") or [])
+            if INJECT_KEY not in tmpl:
+                out.append(
+                    f"{name} has {INJECT_KEY} on its own metadata, not on its pod "
+                    "template"
+                )
+    return out
+
+
+def misplacements(text: str, ctx: Context) -> list[str]:
+    """Every place the inject setting sits where the injector does not read it."""
+    annotated = {m.group(1) for m in _ANNOTATE_CMD.finditer(text)}
+    found = [
+        f"namespace/{m.group(1)} was given {INJECT_KEY} as a label (`kubectl label`)"
+        for m in _LABEL_CMD.finditer(text)
+        if m.group(1) not in annotated
+    ]
+    extra = ctx.extra.get("objects")
+    docs = [*_documents(text), *(extra if isinstance(extra, list) else [])]
+    for doc in docs:
+        for obj in _objects(doc):
+            found.extend(_object_misplacements(obj))
+    found.extend(_describe_misplacements(text))
+    return list(dict.fromkeys(found))
+
+
+# --- detecting and judging -----------------------------------------------------
+
+
+def detect(evidence: Evidence) -> float:
+    decisions = read(evidence.text[:200_000])
+    if any(d.action in ("skipped", "injected") for d in decisions):
+        return 0.9
+    return 0.6 if decisions else 0.0
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    try:
+        decisions = read(evidence.text)
+        misplaced = misplacements(evidence.text, ctx) if decisions else []
+    except Exception:  # a judge must never raise; say what happened instead
+        log.exception("[%s] could not read the injector log", evidence.name)
+        return unrecognised(evidence, expected=NAME)
+    if not decisions:
+        return unrecognised(evidence, expected=NAME)
+    f = Finding(layer="mesh", kind=NAME)
+    _judge_skips([d for d in decisions if d.action == "skipped"], ctx, f)
+    _judge_misplaced(misplaced, evidence.text, f)
+    injected = [d.resource for d in decisions if d.action == "injected"]
+    if injected:
+        f.details["injected"] = injected
+    elif not f.reasons:
+        f.add("no_data", "the log shows no injection decision (only requests)")
+    return f
+
+
+def _expected(resource: str, ctx: Context) -> bool:
+    names = ctx.extra.get("expect_meshed")
+    if not isinstance(names, list) or not resource:
+        return True
+    base = resource.split("/", 1)[-1]
+    return any(base == n or base.startswith(f"{n}-") for n in map(str, names))
+
+
+def _judge_skips(skips: list[Decision], ctx: Context, f: Finding) -> None:
+    for d in skips:
+        benign = any(b in d.reason for b in _BENIGN)
+        if benign or not _expected(d.resource, ctx):
+            f.hint(f"skipped {d.resource or 'a pod'}: {d.reason or 'no reason given'}")
+            continue
+        if d.reason and _ABSENT not in d.reason and "expect_meshed" not in ctx.extra:
+            f.hint(f"skipped {d.resource or 'a pod'}: {d.reason}")
+            continue
+        if not d.reason:
+            f.hint(
+                "this injector logs no skip reason; the usual one is a missing "
+                "or misplaced inject annotation"
+            )
+        f.details.setdefault("skipped", []).append(
+            {"resource": d.resource, "reason": d.reason}
+        )
+        if d.line not in f.evidence:
+            f.evidence.append(d.line)
+        f.add("not_meshed", _ANNOTATE_HINT)
+
+
+_ANNOTATE_HINT = (
+    "annotate the namespace (`kubectl annotate ns <ns> linkerd.io/inject=enabled`) "
+    "or the pod template, then `kubectl rollout restart` the workloads"
+)
+
+
+def _judge_misplaced(misplaced: list[str], text: str, f: Finding) -> None:
+    if not misplaced:
+        return
+    f.details["misplaced"] = misplaced
+    f.evidence.extend(
+        ln.strip()
+        for ln in text.splitlines()
+        if INJECT_KEY in ln and "skipped" not in ln and ln.strip() not in f.evidence
+    )
+    f.add(
+        "annotation_misplaced",
+        "the injector reads the annotation on the namespace or the pod template "
+        "(spec.template.metadata.annotations), not a label nor the workload's own "
+        "metadata",
+    )
+
+
+KIND = register(
+    Kind(
+        name=NAME,
+        layer="mesh",
+        summary="linkerd-proxy-injector logs and InjectionSkipped events",
+        detect=detect,
+        judge=judge,
+    )
+)
