@@ -1,0 +1,1 @@
+"""Twins of ZeroTier's controller (``controller``) and node command (``cli``)."""
