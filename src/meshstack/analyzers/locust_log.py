@@ -194,6 +194,8 @@ def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> No
             "objectives above, not a verdict on the load"
         )
     judge_sample(f, total.requests, ctx.min_sample, where="in the run")
+    if ctx.target_rps is not None:
+        f.hint("the rate is not judged from a log: judge the *_stats_history.csv")
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:

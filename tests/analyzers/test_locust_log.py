@@ -1,0 +1,165 @@
+"""The locust-log analyzer decides from printed statistics, never from the exit code.
+
+Fixtures (tests/analyzers/data/locust-log/):
+
+* real Locust 2.47 output on loopback: ``healthy_20rps.log``,
+  ``c24_unthrottled_3_workers.log`` (C24 reproduced), ``c25_half_failing_exit_1.log``
+  (C25 reproduced: three requests, exit code 1), ``bad_cli_invalid_users.log``
+  (``-u abc``), ``crash_before_stats.log`` (a locustfile importing a missing module),
+  ``generator_cpu_saturated.log`` (users burning CPU between requests);
+* ``c25_half_failing_cut.log``: the real C25 log cut before Locust shut down;
+* ``c25_check_fail_ratio_exit_1.log``: case C25's artifact re-typed (the command and
+  the ``CHECK SUCCESSFUL`` / ``Shutting down (exit code 1)`` lines), with the
+  surrounding log lines and the stats table [reconstructed] in Locust 2.14's format;
+* ``v1_4_layout_healthy_20rps.log``: the healthy run in Locust 1.4's table layout
+  (no Type column, ``Median``, ``, bye.``) [reconstructed from Locust's source];
+* ``bad_cli_run_time_without_headless.log``: Locust 1.x's refusal of ``--run-time``
+  without ``--headless`` [reconstructed from Locust's source].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshstack.analyzers import Context, Evidence, locust_log
+from meshstack.verdicts import Finding, Verdict
+
+DATA = Path(__file__).parent / "data" / "locust-log"
+
+
+def judge(name: str, **ctx: object) -> Finding:
+    return locust_log.judge(Evidence.from_path(DATA / name), Context(**ctx))  # type: ignore[arg-type]
+
+
+def judge_text(text: str, **ctx: object) -> Finding:
+    return locust_log.judge(Evidence(text=text), Context(**ctx))  # type: ignore[arg-type]
+
+
+def test_c25_passed_checks_with_exit_1_over_two_requests_is_min_sample() -> None:
+    f = judge("c25_check_fail_ratio_exit_1.log")
+
+    assert f.verdict is Verdict.INVALID_RUN
+    assert f.reasons == ["min_sample"]
+    assert f.details["exit_code"] == 1
+    assert f.details["requests"] == 2
+    assert f.details["failures"] == 1
+    assert len(f.details["checks"]) == 2
+    assert any("CHECK SUCCESSFUL: fail ratio" in line for line in f.evidence)
+
+
+@pytest.mark.parametrize(
+    "name", ["c25_half_failing_exit_1.log", "c25_half_failing_cut.log"]
+)
+def test_the_real_c25_reproduction_and_its_cut_copy_are_min_sample(name: str) -> None:
+    f = judge(name)
+
+    assert f.verdict is Verdict.INVALID_RUN
+    assert f.reasons == ["min_sample"]
+    assert f.details["requests"] == 3
+
+
+def test_the_cut_copy_is_judged_from_the_last_table_printed_before_the_cut() -> None:
+    f = judge("c25_half_failing_cut.log")
+
+    assert "exit_code" not in f.details
+    assert f.details["failures"] == 1
+
+
+def test_a_healthy_run_passes_from_its_final_table() -> None:
+    f = judge("healthy_20rps.log")
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["requests"] == 545
+    assert f.details["exit_code"] == 0
+
+
+def test_the_1_4_layout_is_read_from_its_last_table() -> None:
+    f = judge("v1_4_layout_healthy_20rps.log")
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["requests"] == 535
+    assert f.details["exit_code"] == 0
+
+
+def test_the_c24_log_passes_as_a_log_and_leaves_the_rate_to_the_history() -> None:
+    f = judge("c24_unthrottled_3_workers.log", target_rps=0.1)
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["requests"] > 10_000
+    assert any("history" in h for h in f.hints)
+
+
+@pytest.mark.parametrize(
+    "name", ["bad_cli_invalid_users.log", "bad_cli_run_time_without_headless.log"]
+)
+def test_locust_refusing_its_options_is_a_harness_error(name: str) -> None:
+    f = judge(name)
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["bad_cli_combination"]
+    assert f.evidence
+
+
+def test_a_crash_before_any_statistics_is_load_tool_failed() -> None:
+    f = judge("crash_before_stats.log")
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["load_tool_failed"]
+    assert any("ModuleNotFoundError" in line for line in f.evidence)
+
+
+def test_a_non_zero_exit_without_statistics_is_load_tool_failed() -> None:
+    text = "[2024-05-01 10:00:00,000] n/INFO/locust.main: Shutting down (exit code 2)\n"
+
+    f = judge_text(text)
+
+    assert f.reasons == ["load_tool_failed"]
+    assert f.details["exit_code"] == 2
+
+
+def test_exit_code_1_with_a_sound_sample_is_not_a_verdict() -> None:
+    text = (DATA / "healthy_20rps.log").read_text()
+    text = text.replace("(exit code 0)", "(exit code 1)")
+
+    f = judge_text(text)
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["exit_code"] == 1
+    assert any("exited 1" in h for h in f.hints)
+
+
+def test_a_generator_out_of_cpu_is_an_invalid_run() -> None:
+    f = judge("generator_cpu_saturated.log")
+
+    assert f.verdict is Verdict.INVALID_RUN
+    assert f.reasons == ["generator_saturated"]
+    assert any("CPU usage above" in line for line in f.evidence)
+
+
+def test_a_log_without_any_table_or_exit_is_min_sample() -> None:
+    text = "[2024-05-01 10:00:00,000] node-1/INFO/locust.main: Starting Locust 2.20.0\n"
+
+    f = judge_text(text)
+
+    assert f.verdict is Verdict.INVALID_RUN
+    assert f.reasons == ["min_sample"]
+
+
+def test_locust_logs_are_detected_and_other_text_is_not() -> None:
+    assert locust_log.detect(Evidence.from_path(DATA / "healthy_20rps.log")) >= 0.9
+    assert (
+        locust_log.detect(Evidence.from_path(DATA / "bad_cli_invalid_users.log")) >= 0.9
+    )
+    assert locust_log.detect(Evidence(text='{"status":"success","data":{}}')) == 0.0
+    assert (
+        locust_log.detect(Evidence(text="Traceback (most recent call last):\n")) == 0.0
+    )
+
+
+def test_other_text_judged_as_a_locust_log_is_unrecognised_input() -> None:
+    f = judge_text("NAME STATUS ROLES\nnode-1 Ready control-plane\n")
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["unrecognised_input"]

@@ -1,0 +1,141 @@
+"""The prometheus-response analyzer never passes an empty answer and judges bounds.
+
+Every fixture in tests/analyzers/data/prometheus-response/ is a real answer of
+Prometheus 2.42 (Debian) run on 127.0.0.1, scraping itself every second:
+``up_vector`` / ``up_matrix`` (``up``), ``empty_vector`` (a job that does not exist),
+``nan_ratio`` (a rate over a counter that never moves divided by itself: 0/0),
+``bad_data`` (a query with an unclosed parenthesis), ``scalar``, ``string``,
+``success_ratio`` / ``success_ratio_matrix`` (the share of the query API's answers
+that were 200 after three bad queries: 8 of 11), ``by_code`` (the same by code) and
+``rate_2s_window`` (a rate over 2 s). ``success_ratio_pretty`` is the same answer
+indented as ``jq`` prints it; ``success_ratio_cut`` is cut inside the value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshstack.analyzers import Context, Evidence
+from meshstack.analyzers import prometheus_response as prom
+from meshstack.verdicts import Finding, Verdict
+
+DATA = Path(__file__).parent / "data" / "prometheus-response"
+SLO = {"objective": {"op": ">=", "bound": 0.99}}
+
+
+def judge(name: str, **extra: object) -> Finding:
+    evidence = Evidence.from_path(DATA / f"{name}.json")
+    return prom.judge(evidence, Context(extra=dict(extra)))
+
+
+def test_a_series_with_values_and_no_objective_passes_with_its_values() -> None:
+    f = judge("up_vector")
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["result_type"] == "vector"
+    assert f.details["values"][0]["values"] == ["1"]
+    assert 'job="prometheus"' in f.details["values"][0]["metric"]
+
+
+@pytest.mark.parametrize("name", ["empty_vector", "nan_ratio"])
+def test_no_series_or_a_nan_sample_is_inconclusive_never_a_pass(name: str) -> None:
+    f = judge(name, **SLO)
+
+    assert f.verdict is Verdict.INCONCLUSIVE
+    assert f.reasons == ["no_data"]
+
+
+def test_a_rejected_query_is_no_data_and_blames_the_query() -> None:
+    f = judge("bad_data")
+
+    assert f.verdict is Verdict.INCONCLUSIVE
+    assert f.reasons == ["no_data"]
+    assert f.details["error_type"] == "bad_data"
+    assert any("harness's query" in h for h in f.hints)
+    assert "unclosed left parenthesis" in f.evidence[0]
+
+
+@pytest.mark.parametrize("name", ["success_ratio", "success_ratio_pretty"])
+def test_a_success_ratio_below_its_objective_fails(name: str) -> None:
+    f = judge(name, **SLO)
+
+    assert f.verdict is Verdict.FAIL
+    assert f.reasons == ["objective_missed"]
+    assert f.details["violations"] == 1
+    assert f.details["min"] == pytest.approx(8 / 11)
+
+
+def test_every_sample_of_a_matrix_is_held_to_the_objective() -> None:
+    f = judge("success_ratio_matrix", **SLO)
+
+    assert f.reasons == ["objective_missed"]
+    assert f.details["violations"] == 3
+    assert f.details["samples"] == 3
+
+
+def test_the_same_ratio_passes_a_looser_objective() -> None:
+    f = judge("success_ratio", objective={"op": ">=", "bound": 0.7})
+
+    assert f.verdict is Verdict.PASS
+
+
+def test_an_upper_bound_is_judged_per_series() -> None:
+    f = judge("by_code", objective={"op": "<=", "bound": 5})
+
+    assert f.reasons == ["objective_missed"]
+    assert f.details["violations"] == 1
+    assert f.details["series"] == 2
+
+
+def test_a_cut_answer_is_not_a_pass() -> None:
+    f = judge("success_ratio_cut", **SLO)
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["unrecognised_input"]
+
+
+@pytest.mark.parametrize(
+    ("window", "scrape", "short"),
+    [("2s", "1s", True), ("4s", "1s", False), ("1m", 15, False), (30, "15s", True)],
+)
+def test_a_rate_window_under_four_scrape_intervals_is_a_harness_error(
+    window: object, scrape: object, short: bool
+) -> None:
+    f = judge("rate_2s_window", window=window, scrape_interval=scrape)
+
+    assert ("window_too_short" in f.reasons) is short
+    assert (f.verdict is Verdict.HARNESS_ERROR) is short
+
+
+def test_a_scalar_is_judged_and_a_string_is_no_data() -> None:
+    assert judge("scalar", objective={"op": "==", "bound": 1}).verdict is Verdict.PASS
+    assert judge("string", **SLO).reasons == ["no_data"]
+
+
+def test_an_objective_that_cannot_be_read_is_context_missing() -> None:
+    f = judge("up_vector", objective={"op": "about", "bound": "high"})
+
+    assert f.verdict is Verdict.INCONCLUSIVE
+    assert f.reasons == ["context_missing"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("15", 15), (60, 60)],
+)
+def test_durations_read_as_prometheus_writes_them(text: object, seconds: float) -> None:
+    assert prom.seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1x", "s30", -5, True, "0s"])
+def test_durations_that_are_not_durations_are_refused(text: object) -> None:
+    assert prom.seconds(text) is None
+
+
+def test_prometheus_answers_are_detected_and_other_json_is_not() -> None:
+    assert prom.detect(Evidence.from_path(DATA / "up_matrix.json")) >= 0.9
+    assert prom.detect(Evidence.from_path(DATA / "success_ratio_cut.json")) > 0
+    assert prom.detect(Evidence(text='{"status": "success", "items": []}')) == 0.0
+    assert prom.detect(Evidence(text='{"apiVersion": "v1", "kind": "List"}')) == 0.0
