@@ -439,3 +439,15 @@ def test_every_fixture_is_picked_by_the_registry_when_all_analyzers_exist():
     for name, _, _ in EXPECTED:
         kind = analyzers.detect(Evidence(evidence(name).text, name="renamed"))
         assert kind is not None and kind.name == "linkerd-check", name
+
+
+def test_a_failed_replica_set_check_is_control_plane_not_ready():
+    text = (
+        "linkerd-existence\n-----------------\n"
+        "× control plane replica sets are ready\n"
+        '    FailedCreate: pods "linkerd-identity-5f6" is forbidden: error looking '
+        "up service account linkerd/linkerd-identity\n"
+        "\nStatus check results are ×\n"
+    )
+
+    assert lc.judge(Evidence(text), Context()).reasons == ["control_plane_not_ready"]

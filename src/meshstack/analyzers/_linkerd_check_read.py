@@ -1,0 +1,204 @@
+"""Read every output format of `linkerd check` into one list of check results.
+
+The formats: glyph tables (`√ × ‼`, and `✔ ✘ ⚠` of 2019), `-o short` (only the
+failed and warning checks), the 2018 dotted lines (`category: description....
+[FAIL] -- message`, `[retry]` while waiting), a spinner line left by a run cut off
+while it waited, and `-o json`, which with extensions is a stream of JSON
+documents, possibly followed by a plain-text table (2.11.0) or cut off part-way.
+Judging lives in :mod:`meshstack.analyzers.linkerd_check`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+OK, WARNING, FAILED, WAITING = "ok", "warning", "failed", "waiting"
+_GLYPHS = {"√": OK, "✔": OK, "×": FAILED, "✘": FAILED, "‼": WARNING, "⚠": WARNING}
+_DOTTED = {"ok": OK, "FAIL": FAILED, "warning": WARNING, "retry": WAITING}
+_JSON_RESULTS = {"success": OK, "warning": WARNING, "error": FAILED}
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_GLYPH_LINE = re.compile(r"^\s*([√✔×✘‼⚠])\s+(\S.*)$")
+_SPINNER_LINE = re.compile(r"^([|/\\-])\s+(\S.*)$")
+_DOTTED_LINE = re.compile(
+    r"^\s*(?:(?P<cat>[\w.-]+):\s+)?(?P<desc>\S.*?)\.{2,}\s*"
+    r"\[(?P<st>ok|FAIL|warning|retry)\](?:\s*--\s*(?P<msg>.*))?$"
+)
+_STATUS_LINE = re.compile(r"Status check results are\s*(\S+)")
+_HINT_LINE = re.compile(r"^see \S+ for hints$", re.IGNORECASE)
+_UNDERLINE = re.compile(r"^(-{3,}|={3,})$")
+_CATEGORY = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+@dataclass
+class Check:
+    """One check result, whatever output format it came from."""
+
+    category: str
+    description: str
+    status: str
+    messages: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.description, *self.messages])
+
+    @property
+    def error(self) -> str:
+        return "\n".join(self.messages)
+
+
+@dataclass
+class Report:
+    """Everything read from one artifact."""
+
+    checks: list[Check] = field(default_factory=list)
+    statuses: list[bool] = field(default_factory=list)
+    json_documents: int = 0
+    text_seen: bool = False
+    cut_json: bool = False
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def screen_lines(text: str) -> list[str]:
+    """Lines as a terminal shows them: colours dropped, carriage returns applied."""
+    out = []
+    for raw in _ANSI.sub("", text).split("\n"):
+        segments = [s for s in raw.split("\r") if s.strip()]
+        out.append(segments[-1].rstrip() if segments else "")
+    return out
+
+
+def _json_stream(text: str, report: Report) -> str:
+    """Read the leading JSON documents into the report; return the text after them."""
+    decoder = json.JSONDecoder()
+    pos = len(text) - len(text.lstrip())
+    while pos < len(text) and text[pos] in "{[":
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            if text[pos] == "{" and _salvage_json(text[pos:], report):
+                return ""
+            break
+        _read_json_document(doc, report)
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return text[pos:]
+
+
+_JSON_CHECK = re.compile(r'\{[^{}]*"result"\s*:\s*"\w+"[^{}]*\}')
+_JSON_CATEGORY = re.compile(r'"categoryName"\s*:\s*"([^"]*)"')
+
+
+def _salvage_json(text: str, report: Report) -> bool:
+    """Read the complete check objects of a JSON document that was cut off."""
+    categories = [(m.start(), m.group(1)) for m in _JSON_CATEGORY.finditer(text)]
+    found = 0
+    for m in _JSON_CHECK.finditer(text):
+        try:
+            item = json.loads(m.group(0))
+        except ValueError:
+            continue
+        before = [name for start, name in categories if start < m.start()]
+        report.checks.append(_json_check(before[-1] if before else "", item))
+        found += 1
+    if found:
+        report.json_documents += 1
+        report.cut_json = True
+        success = re.match(r'\{\s*"success"\s*:\s*(true|false)', text)
+        if success:
+            report.statuses.append(success.group(1) == "true")
+    return bool(found)
+
+
+def _read_json_document(doc: object, report: Report) -> None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("categories"), list):
+        return
+    report.json_documents += 1
+    report.statuses.append(doc.get("success") is True)
+    for cat in doc["categories"]:
+        if not isinstance(cat, dict) or not isinstance(cat.get("checks"), list):
+            continue
+        name = str(cat.get("categoryName", ""))
+        for item in cat["checks"]:
+            if isinstance(item, dict):
+                report.checks.append(_json_check(name, item))
+
+
+def _json_check(category: str, item: dict[str, Any]) -> Check:
+    result = str(item.get("result", ""))
+    desc = str(item.get("description", ""))
+    error = str(item.get("error") or "")
+    status = _JSON_RESULTS.get(result, FAILED)
+    messages = [ln.strip() for ln in error.splitlines() if ln.strip()]
+    line = f"[{result}] {category}: {desc}" + (f": {error}" if error else "")
+    return Check(category, desc, status, messages, [line])
+
+
+def _read_text(text: str, report: Report) -> None:
+    lines = screen_lines(text)
+    category = ""
+    current: Check | None = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if not stripped or _UNDERLINE.match(stripped):
+            continue
+        if _UNDERLINE.match(nxt) and not line[:1].isspace():
+            category = stripped if _CATEGORY.match(stripped) else category
+            continue
+        new = _parse_check_line(line, category, report)
+        if new is not None:
+            report.checks.append(new)
+            report.text_seen = True
+            current = new
+        elif current is not None and (line[:1].isspace() or stripped[:1] == "*"):
+            current.lines.append(line)
+            if not _HINT_LINE.match(stripped):
+                current.messages.append(stripped)
+
+
+def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
+    status = _STATUS_LINE.search(line)
+    if status:
+        report.statuses.append(status.group(1) in ("√", "✔", "[ok]"))
+        report.text_seen = True
+        return None
+    m = _GLYPH_LINE.match(line)
+    if m:
+        return Check(category, m.group(2).strip(), _GLYPHS[m.group(1)], [], [line])
+    m = _DOTTED_LINE.match(line)
+    if m:
+        msgs = [m.group("msg").strip()] if m.group("msg") else []
+        cat = m.group("cat") or category
+        return Check(cat, m.group("desc").strip(), _DOTTED[m.group("st")], msgs, [line])
+    m = _SPINNER_LINE.match(line)
+    if m and (report.checks or category):
+        return Check(category, "", WAITING, [m.group(2).strip()], [line])
+    if "waiting for check to complete" in line:
+        return Check(category, "", WAITING, [line.strip()], [line])
+    return None
+
+
+def read(text: str) -> Report:
+    """Every check result in a `linkerd check` artifact, in printed order."""
+    report = Report()
+    rest = _json_stream(text, report)
+    if rest.strip():
+        _read_text(rest, report)
+    return report
+
+
+def has_category_header(text: str) -> bool:
+    lines = screen_lines(text)
+    return any(
+        _UNDERLINE.match(b.strip()) and _CATEGORY.match(a)
+        for a, b in zip(lines, lines[1:], strict=False)
+    )
