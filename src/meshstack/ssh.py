@@ -59,7 +59,9 @@ class Result:
         return self
 
 
-async def _run(target: Target, command: str, stdin: str | None, timeout: float) -> Result:
+async def _run(
+    target: Target, command: str, stdin: str | None, timeout: float
+) -> Result:
     async with asyncssh.connect(
         target.host,
         port=target.port,
@@ -82,12 +84,19 @@ async def _run(target: Target, command: str, stdin: str | None, timeout: float) 
     )
 
 
-def run(target: Target, argv: list[str] | str, stdin: str | None = None, timeout: float = 60.0) -> Result:
+def run(
+    target: Target,
+    argv: list[str] | str,
+    stdin: str | None = None,
+    timeout: float = 60.0,
+) -> Result:
     """Run one command on an instance; raise SSHError if it cannot be reached."""
     command = argv if isinstance(argv, str) else shlex.join(argv)
     log.debug("[%s] ssh %s@%s: %s", target.label(), target.user, target.host, command)
     try:
-        return asyncio.run(asyncio.wait_for(_run(target, command, stdin, timeout), timeout + 5))
+        return asyncio.run(
+            asyncio.wait_for(_run(target, command, stdin, timeout), timeout + 5)
+        )
     except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
         raise SSHError(
             f"[{target.label()}] cannot run `{command}` over SSH at "

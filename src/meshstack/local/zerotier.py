@@ -84,11 +84,19 @@ def start(env: LocalEnv) -> dict[str, Any]:
     env.spawn(
         NAME,
         [
-            env.python, "-m", "meshstack.twin.zerotier.controller",
-            "--listen", f"{UNDERLAY_HOST}:{PORT}", "--listen", f"127.0.0.1:{PORT}",
-            "--token-file", str(token_file),
-            "--data", str(env.path("zerotier", "controller.json")),
-            "--bridge", BRIDGE,
+            env.python,
+            "-m",
+            "meshstack.twin.zerotier.controller",
+            "--listen",
+            f"{UNDERLAY_HOST}:{PORT}",
+            "--listen",
+            f"127.0.0.1:{PORT}",
+            "--token-file",
+            str(token_file),
+            "--data",
+            str(env.path("zerotier", "controller.json")),
+            "--bridge",
+            BRIDGE,
         ],
     )
     url = f"http://{UNDERLAY_HOST}:{PORT}"
@@ -138,9 +146,15 @@ def status(env: LocalEnv) -> dict[str, Any]:
         info = _get(f"http://127.0.0.1:{PORT}/status", token)
     except (OSError, ValueError) as exc:
         return {"up": False, "detail": f"controller not answering: {exc}"}
-    bridge = subprocess.run(
-        ["ip", "link", "show", BRIDGE], capture_output=True, timeout=10
-    ).returncode == 0
+    bridge = (
+        subprocess.run(
+            ["ip", "link", "show", BRIDGE], capture_output=True, timeout=10
+        ).returncode
+        == 0
+    )
     if not bridge:
         return {"up": False, "detail": f"bridge {BRIDGE} missing"}
-    return {"up": True, "detail": f"controller {info['address']} on :{PORT}, bridge {BRIDGE}"}
+    return {
+        "up": True,
+        "detail": f"controller {info['address']} on :{PORT}, bridge {BRIDGE}",
+    }

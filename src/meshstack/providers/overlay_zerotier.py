@@ -66,21 +66,29 @@ class ZeroTierOverlay(Provider):
     # -- the controller API ------------------------------------------------------
     def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         url = self.settings["controller"]["url"].rstrip("/") + path
-        token = self.ctx.secret(self.settings["controller"]["token"], "overlay.controller.token")
+        token = self.ctx.secret(
+            self.settings["controller"]["token"], "overlay.controller.token"
+        )
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("X-ZT1-Auth", token)
         req.add_header("Content-Type", "application/json")
         log.debug("[overlay] %s %s", method, url)
         try:
-            with urllib.request.urlopen(req, timeout=self.settings["api_timeout"]) as resp:
+            with urllib.request.urlopen(
+                req, timeout=self.settings["api_timeout"]
+            ) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
-            raise ControllerError(exc.code, f"{method} {url}: HTTP {exc.code}") from None
+            raise ControllerError(
+                exc.code, f"{method} {url}: HTTP {exc.code}"
+            ) from None
         except OSError as exc:
             raise ControllerError(None, f"{method} {url}: {exc}") from None
 
-    def _checked_api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _checked_api(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
         """The API, with its failures turned into the layer's findings."""
         try:
             return self._api(method, path, body)
@@ -116,11 +124,15 @@ class ZeroTierOverlay(Provider):
         ]
 
     def _cli(self) -> list[str]:
-        cli = self.settings["cli"].replace("{profile_dir}", str(self.ctx.profile_path.parent))
+        cli = self.settings["cli"].replace(
+            "{profile_dir}", str(self.ctx.profile_path.parent)
+        )
         return shlex.split(cli)
 
     def _node(self, target: ssh.Target, *args: str) -> ssh.Result:
-        return ssh.run(target, [*self._cli(), *args], timeout=self.settings["api_timeout"] + 20)
+        return ssh.run(
+            target, [*self._cli(), *args], timeout=self.settings["api_timeout"] + 20
+        )
 
     # -- provision / probe / teardown ------------------------------------------------
     def provision(self) -> None:
@@ -171,8 +183,12 @@ class ZeroTierOverlay(Provider):
                 conf = wait_for(
                     f"[overlay/{target.label()}] network configuration",
                     lambda t=target: self._netconf(t, nwid),
-                    done=lambda c: c.get("status") == "OK" and bool(c.get("assignedAddresses")),
-                    terminal=lambda c: c.get("status") in ("ACCESS_DENIED", "NOT_FOUND"),
+                    done=lambda c: (
+                        c.get("status") == "OK" and bool(c.get("assignedAddresses"))
+                    ),
+                    terminal=lambda c: (
+                        c.get("status") in ("ACCESS_DENIED", "NOT_FOUND")
+                    ),
                     timeout=self.settings["member_timeout"],
                     interval=self.settings["member_interval"],
                     describe=lambda c: (c.get("status"), c.get("assignedAddresses")),
@@ -210,13 +226,17 @@ class ZeroTierOverlay(Provider):
     def member_documents(self) -> list[dict[str, Any]]:
         nwid = self.state.outputs["network_id"]
         return [
-            self._checked_api("GET", f"/controller/network/{nwid}/member/{m['node_id']}")
+            self._checked_api(
+                "GET", f"/controller/network/{nwid}/member/{m['node_id']}"
+            )
             for m in self.state.outputs.get("members", [])
         ]
 
     def listnetworks(self) -> dict[str, str]:
         """Each node's `zerotier-cli listnetworks` output, by node name."""
-        return {t.label(): self._node(t, "listnetworks").stdout for t in self._targets()}
+        return {
+            t.label(): self._node(t, "listnetworks").stdout for t in self._targets()
+        }
 
     def ping_matrix(self) -> dict[str, dict[str, bool]]:
         """Whether each member reaches each other member's overlay address."""
@@ -227,7 +247,9 @@ class ZeroTierOverlay(Provider):
             for m in members:
                 if m["name"] == target.label():
                     continue
-                res = ssh.run(target, ["ping", "-c", "1", "-W", "2", m["address"]], timeout=15)
+                res = ssh.run(
+                    target, ["ping", "-c", "1", "-W", "2", m["address"]], timeout=15
+                )
                 out[target.label()][m["name"]] = res.ok
         return out
 
@@ -235,7 +257,10 @@ class ZeroTierOverlay(Provider):
         ctx = Context(overlay_cidr=self.state.outputs.get("cidr"))
         docs = self.member_documents()
         kind = analyzers.get("zerotier-member")
-        found = [kind.judge(Evidence(text=json.dumps(d), name=f"member {d.get('id')}"), ctx) for d in docs]
+        found = [
+            kind.judge(Evidence(text=json.dumps(d), name=f"member {d.get('id')}"), ctx)
+            for d in docs
+        ]
         if not docs:
             f = Finding(layer="overlay")
             f.add("member_not_authorized", "the network has no members at all")
@@ -248,21 +273,34 @@ class ZeroTierOverlay(Provider):
         outputs = self.listnetworks()
         return merge(
             "overlay",
-            [kind.judge(Evidence(text=text, name=name), ctx) for name, text in outputs.items()],
+            [
+                kind.judge(Evidence(text=text, name=name), ctx)
+                for name, text in outputs.items()
+            ],
             kind="zerotier-cli",
         )
 
     def judge_reachability(self) -> Finding:
         matrix = self.ping_matrix()
         f = Finding(layer="overlay", kind="ping")
-        pairs = [f"{a}->{b}" for a, row in matrix.items() for b, ok in row.items() if not ok]
+        pairs = [
+            f"{a}->{b}" for a, row in matrix.items() for b, ok in row.items() if not ok
+        ]
         checked = sum(len(row) for row in matrix.values())
         if checked == 0:
             f.add("context_missing", "fewer than two members: no pair to test")
         if pairs:
-            f.add("peer_unreachable", "members cannot reach each other over the overlay", pairs=pairs)
+            f.add(
+                "peer_unreachable",
+                "members cannot reach each other over the overlay",
+                pairs=pairs,
+            )
         f.details["pairs_checked"] = checked
-        f.evidence += [f"{a} -> {b}: {'ok' if ok else 'no reply'}" for a, row in matrix.items() for b, ok in row.items()]
+        f.evidence += [
+            f"{a} -> {b}: {'ok' if ok else 'no reply'}"
+            for a, row in matrix.items()
+            for b, ok in row.items()
+        ]
         return f
 
     def probe(self) -> Finding:

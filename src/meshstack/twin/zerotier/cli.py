@@ -39,7 +39,9 @@ def _netns() -> str:
     return name
 
 
-def _call(controller: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    controller: str, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{controller}{path}", data=data, method=method)
     req.add_header("Content-Type", "application/json")
@@ -67,7 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     node = _identity(args.home)
     if args.command == "info":
         if args.json:
-            print(json.dumps({"address": node, "online": True, "version": VERSION, "tcpFallbackActive": False}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "address": node,
+                        "online": True,
+                        "version": VERSION,
+                        "tcpFallbackActive": False,
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(f"200 info {node} {VERSION} ONLINE")
         return 0
@@ -76,22 +88,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invalid network id: {args.nwid}", file=sys.stderr)
             return 1
         if args.command == "join":
-            _call(args.controller, "POST", f"/twin/join/{args.nwid}/{node}", {"netns": _netns()})
+            _call(
+                args.controller,
+                "POST",
+                f"/twin/join/{args.nwid}/{node}",
+                {"netns": _netns()},
+            )
             _set_joined(args.home, [*_joined(args.home), args.nwid])
         else:
             _call(args.controller, "POST", f"/twin/leave/{args.nwid}/{node}", {})
             _set_joined(args.home, [n for n in _joined(args.home) if n != args.nwid])
         print(f"200 {args.command} OK")
         return 0
-    confs = [_call(args.controller, "GET", f"/twin/netconf/{n}/{node}") for n in _joined(args.home)]
+    confs = [
+        _call(args.controller, "GET", f"/twin/netconf/{n}/{node}")
+        for n in _joined(args.home)
+    ]
     if args.json:
         print(json.dumps(confs, indent=2))
         return 0
-    print("200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>")
+    print(
+        "200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>"
+    )
     for c in confs:
         ips = ",".join(c["assignedAddresses"]) or "-"
-        print(f"200 listnetworks {c['nwid']} {c.get('name', '')} {c.get('mac', '-')} "
-              f"{c['status']} {c.get('type', 'PRIVATE')} {c.get('portDeviceName', '-')} {ips}")
+        print(
+            f"200 listnetworks {c['nwid']} {c.get('name', '')} {c.get('mac', '-')} "
+            f"{c['status']} {c.get('type', 'PRIVATE')} {c.get('portDeviceName', '-')} {ips}"
+        )
     return 0
 
 

@@ -52,17 +52,34 @@ class Overlay:
         log.debug("run: %s", " ".join(argv))
         res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
         if check and res.returncode != 0:
-            raise RuntimeError(f"`{' '.join(argv)}` exited {res.returncode}: {res.stderr}")
+            raise RuntimeError(
+                f"`{' '.join(argv)}` exited {res.returncode}: {res.stderr}"
+            )
 
-    def attach(self, netns: str, node_id: str, address: str, prefix: int, mtu: int) -> str:
+    def attach(
+        self, netns: str, node_id: str, address: str, prefix: int, mtu: int
+    ) -> str:
         inside, outside = f"zt{node_id}"[:15], f"zv{node_id}"[:15]
         self.detach(netns, node_id)
-        self._ip("link", "add", outside, "mtu", str(mtu), "type", "veth", "peer", "name", inside)
+        self._ip(
+            "link",
+            "add",
+            outside,
+            "mtu",
+            str(mtu),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            inside,
+        )
         self._ip("link", "set", inside, "netns", netns)
         self._ip("link", "set", outside, "master", self.bridge, "up")
         self._ip("link", "set", inside, "mtu", str(mtu), "up", netns=netns)
         self._ip("addr", "add", f"{address}/{prefix}", "dev", inside, netns=netns)
-        log.info("[%s] overlay interface %s up with %s/%d", netns, inside, address, prefix)
+        log.info(
+            "[%s] overlay interface %s up with %s/%d", netns, inside, address, prefix
+        )
         return inside
 
     def detach(self, netns: str, node_id: str) -> None:
@@ -131,8 +148,15 @@ class Controller:
     def update_network(self, nwid: str, body: dict[str, Any]) -> dict[str, Any]:
         net = self.networks[nwid]
         for key in (
-            "name", "private", "enableBroadcast", "v4AssignMode", "mtu",
-            "multicastLimit", "routes", "ipAssignmentPools", "rules",
+            "name",
+            "private",
+            "enableBroadcast",
+            "v4AssignMode",
+            "mtu",
+            "multicastLimit",
+            "routes",
+            "ipAssignmentPools",
+            "rules",
         ):
             if key in body:
                 net[key] = body[key]
@@ -173,13 +197,17 @@ class Controller:
             "vProto": 12,
         }
 
-    def update_member(self, nwid: str, node: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update_member(
+        self, nwid: str, node: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         members = self.members[nwid]
         member = members.get(node) or self._new_member(nwid, node)
         members[node] = member
         if "authorized" in body and bool(body["authorized"]) != member["authorized"]:
             member["authorized"] = bool(body["authorized"])
-            key = "lastAuthorizedTime" if member["authorized"] else "lastDeauthorizedTime"
+            key = (
+                "lastAuthorizedTime" if member["authorized"] else "lastDeauthorizedTime"
+            )
             member[key] = _now_ms()
         for key in ("ipAssignments", "noAutoAssignIps", "activeBridge", "name"):
             if key in body:
@@ -201,7 +229,11 @@ class Controller:
     def _assign(self, nwid: str, member: dict[str, Any]) -> None:
         """Give an authorized member an address from the pool, as auto-assign does."""
         net = self.networks[nwid]
-        if not member["authorized"] or member["ipAssignments"] or member["noAutoAssignIps"]:
+        if (
+            not member["authorized"]
+            or member["ipAssignments"]
+            or member["noAutoAssignIps"]
+        ):
             return
         if not net["v4AssignMode"].get("zt") or not net["ipAssignmentPools"]:
             return
@@ -231,7 +263,9 @@ class Controller:
         if member["authorized"] and member["ipAssignments"]:
             address = member["ipAssignments"][0]
             prefix = self._prefix(nwid, address)
-            self.overlay.attach(netns, member["id"], address, prefix, self.networks[nwid]["mtu"])
+            self.overlay.attach(
+                netns, member["id"], address, prefix, self.networks[nwid]["mtu"]
+            )
         else:
             self.overlay.detach(netns, member["id"])
 
@@ -260,12 +294,18 @@ class Controller:
         if member is None or node not in self.joined.get(nwid, {}):
             status = "REQUESTING_CONFIGURATION"
         elif not member["authorized"]:
-            status = "ACCESS_DENIED" if member["lastDeauthorizedTime"] else "REQUESTING_CONFIGURATION"
+            status = (
+                "ACCESS_DENIED"
+                if member["lastDeauthorizedTime"]
+                else "REQUESTING_CONFIGURATION"
+            )
         else:
             status = "OK"
         addresses = []
         if status == "OK":
-            addresses = [f"{a}/{self._prefix(nwid, a)}" for a in member["ipAssignments"]]
+            addresses = [
+                f"{a}/{self._prefix(nwid, a)}" for a in member["ipAssignments"]
+            ]
         return {
             "nwid": nwid,
             "id": nwid,
@@ -333,10 +373,17 @@ class Handler(BaseHTTPRequestHandler):
         self._route("DELETE")
 
 
-def dispatch(c: Controller, method: str, parts: list[str], body: dict[str, Any]) -> tuple[int, Any]:
+def dispatch(
+    c: Controller, method: str, parts: list[str], body: dict[str, Any]
+) -> tuple[int, Any]:
     ok, missing = HTTPStatus.OK, (HTTPStatus.NOT_FOUND, {"error": "404 Not Found"})
     if parts == ["status"]:
-        return ok, {"address": c.address, "online": True, "version": VERSION, "tcpFallbackActive": False}
+        return ok, {
+            "address": c.address,
+            "online": True,
+            "version": VERSION,
+            "tcpFallbackActive": False,
+        }
     if parts == ["controller"]:
         return ok, {"controller": True, "apiVersion": 4, "clock": _now_ms()}
     if parts[:2] == ["controller", "network"]:
@@ -353,7 +400,9 @@ def dispatch(c: Controller, method: str, parts: list[str], body: dict[str, Any])
     return missing
 
 
-def _network_api(c: Controller, method: str, rest: list[str], body: dict[str, Any]) -> tuple[int, Any]:
+def _network_api(
+    c: Controller, method: str, rest: list[str], body: dict[str, Any]
+) -> tuple[int, Any]:
     ok, missing = HTTPStatus.OK, (HTTPStatus.NOT_FOUND, {"error": "404 Not Found"})
     if not rest:
         return ok, sorted(c.networks)
@@ -377,13 +426,17 @@ def _network_api(c: Controller, method: str, rest: list[str], body: dict[str, An
         return ok, c.update_member(nwid, node, body)
     if node not in c.members[nwid]:
         return missing
-    return ok, c.delete_member(nwid, node) if method == "DELETE" else c.members[nwid][node]
+    return ok, c.delete_member(nwid, node) if method == "DELETE" else c.members[nwid][
+        node
+    ]
 
 
 class ControllerServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], controller: Controller, token: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], controller: Controller, token: str
+    ) -> None:
         super().__init__(address, Handler)
         self.controller = controller
         self.token = token
@@ -391,10 +444,14 @@ class ControllerServer(ThreadingHTTPServer):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="ZeroTier controller twin")
-    p.add_argument("--listen", action="append", required=True, help="host:port, repeatable")
+    p.add_argument(
+        "--listen", action="append", required=True, help="host:port, repeatable"
+    )
     p.add_argument("--token-file", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--bridge", default=None, help="overlay bridge for member interfaces")
+    p.add_argument(
+        "--bridge", default=None, help="overlay bridge for member interfaces"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     token = args.token_file.read_text().strip()
