@@ -168,6 +168,14 @@ def test_system_pods_truncated_mid_row_still_fail_on_the_rows_kept() -> None:
     assert f.details["pods"] == ["coredns-77ccd57875-x2v8k"]
 
 
+def test_k3s_system_pods_are_known_without_a_namespace_column_or_prompt() -> None:
+    text = (HERE / "system-pods-crashloop.txt").read_text().split("\n", 1)[1]
+    f = ko.judge(Evidence(text), Context())
+
+    assert f.reasons == ["system_pods_not_ready"]
+    assert f.details["pods"][0] == "coredns-77ccd57875-x2v8k"
+
+
 def test_the_lowest_failing_layer_names_the_finding() -> None:
     text = (
         (HERE / "nodes-not-ready-old-kubectl.txt").read_text()

@@ -121,6 +121,30 @@ def test_an_unreadable_version_is_ignored_with_a_hint() -> None:
     assert any("'latest'" in h for h in f.hints)
 
 
+_ADDRESSPOOL = """\
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: old-style, namespace: metallb-system}
+spec:
+  protocol: layer2
+  addresses: [192.0.2.210-192.0.2.220]
+"""
+
+
+def test_the_013_addresspool_kind_counts_as_an_advertised_pool() -> None:
+    f = mc.judge(Evidence(_ADDRESSPOOL), Context(metallb_version="0.13.7"))
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["pools"][0]["source"] == "addresspool"
+    assert f.details["pools"][0]["protocol"] == "layer2"
+
+
+def test_the_addresspool_kind_on_014_is_dropped_with_a_hint() -> None:
+    f = mc.judge(Evidence(_ADDRESSPOOL), Context(metallb_version="v0.14.8"))
+
+    assert any("removed the AddressPool kind" in h for h in f.hints)
+
+
 # --- C10: pool with no advertisement ------------------------------------------------
 
 

@@ -68,7 +68,7 @@ _TOKEN = re.compile(
 )
 _DIAL_FAIL = (
     r"connection refused|no route to host|i/o timeout|connection reset by peer"
-    r"|connection timed out|context deadline exceeded|EOF"
+    r"|connection timed out|context deadline exceeded|\bEOF\b"
 )
 _API = re.compile(
     r"(failed to get CA certs|Failed to connect to proxy|Remotedialer proxy error"

@@ -309,8 +309,21 @@ def _endpoint_ips(rows: list[Row]) -> dict[str, str]:
     return ips
 
 
+# Pods k3s itself deploys into kube-system: they mark a pod table whose namespace
+# column and command line were cut away.
+_K3S_SYSTEM_POD = re.compile(
+    r"^(coredns|metrics-server|local-path-provisioner|traefik|helm-install-)"
+)
+
+
+def _system(row: Row) -> bool:
+    if row.namespace is not None:
+        return row.namespace == "kube-system"
+    return bool(_K3S_SYSTEM_POD.match(row.name))
+
+
 def _judge_system_pods(rows: list[Row], f: Finding) -> None:
-    system = [r for r in rows if r.namespace == "kube-system" and not _svclb(r)]
+    system = [r for r in rows if _system(r) and not _svclb(r)]
     bad = [r for r in system if _not_ready_pod(r)]
     if bad:
         f.add(
