@@ -4,8 +4,11 @@ What it reads: the output of ``kubectl apply``/``create`` (``Error from server
 (...)``, ``error: ...``, ``resource mapping not found``, success lines such as
 ``ipaddresspool.metallb.io/default created``), and the same errors as the
 Kubernetes Python client raises them (``ApiException`` with a JSON ``Status``
-body, ``Failed to patch object: b'{...}'``). Each line is judged on its own, so a
-copy cut anywhere still yields the errors it holds.
+body, ``Failed to patch object: b'{...}'``). Each error line is judged on its own
+(lines a terminal wrapped with ``│`` are joined back first), so a copy cut anywhere
+still yields the errors it holds; a line that only opens a multi-line error
+(``error when retrieving current configuration of:``) counts only when nothing more
+specific follows it.
 
 What it judges, line by line, first match wins:
 
@@ -34,7 +37,9 @@ What it judges, line by line, first match wins:
   established). Other projects' kinds give ``check_failed``.
 - ``is forbidden: User ... cannot``: ``rbac_forbidden``.
 - ``AlreadyExists``: a hint only (``kubectl apply`` instead of ``create``).
-- any other ``Error from server``/``error:`` line: ``check_failed``.
+- any other ``Error from server``/``error:`` line, or a client exception whose body
+  is missing: ``check_failed`` (used here in its plain sense, "another failed
+  check", outside the mesh section it is listed under).
 
 The layer follows what failed: ``lb`` for MetalLB webhooks, groups and namespace;
 ``mesh`` for Linkerd's; ``cluster`` otherwise (the RBAC of a namespace nobody named
