@@ -81,6 +81,14 @@ def test_c08_svclb_daemonset_without_metallb_is_only_a_hint() -> None:
     assert any("servicelb" in h for h in f.hints)
 
 
+def test_c08_a_described_svclb_pod_that_cannot_get_its_ports_fails() -> None:
+    f = judge("c08-describe-svclb-pod.txt")
+
+    assert (f.layer, f.reasons) == ("lb", ["k3s_servicelb_active_with_metallb"])
+    assert f.details["svclb"] == ["svclb-traefik-ext-7d9f4"]
+    assert "didn't have free ports" in f.evidence[-1]
+
+
 def test_c08_healthy_cluster_with_an_assigned_address_passes() -> None:
     f = judge("c08-healthy.txt")
 

@@ -354,21 +354,32 @@ def _port_conflicts(parsed: Parsed) -> list[Event]:
     ]
 
 
+def _svclb_names(parsed: Parsed) -> tuple[list[str], bool]:
+    """svclb pods/DaemonSets in tables or described; and whether one is Pending."""
+    rows = [r for r in parsed.rows if _svclb(r) and r.table in ("pods", "daemonsets")]
+    names = [r.name for r in rows]
+    pending = any(r.cells.get("STATUS") == "Pending" for r in rows)
+    for e in parsed.events:
+        obj = e.obj.split("/")[-1]
+        if obj.startswith("svclb-"):
+            names += [] if obj in names else [obj]
+            pending = pending or e.reason == "FailedScheduling"
+    return names, pending
+
+
 def _judge_servicelb(parsed: Parsed, ctx: Context, f: Finding) -> None:
-    svclb = [r for r in parsed.rows if _svclb(r) and r.table in ("pods", "daemonsets")]
-    if not svclb:
+    names, pending = _svclb_names(parsed)
+    if not names:
         return
-    pending = any(r.cells.get("STATUS") == "Pending" for r in svclb)
     if _metallb_present(parsed, ctx) or (pending and _port_conflicts(parsed)):
         f.add(
             "k3s_servicelb_active_with_metallb",
             "k3s servicelb runs beside MetalLB: restart the k3s servers with "
             "--disable servicelb and delete the leftover svclb-* DaemonSets",
-            svclb=[r.name for r in svclb],
+            svclb=names,
         )
-        f.evidence += [r.line for r in svclb] + [
-            e.line for e in _port_conflicts(parsed)
-        ]
+        f.evidence += [r.line for r in parsed.rows if r.name in names]
+        f.evidence += [e.line for e in _port_conflicts(parsed)]
     else:
         f.hint("k3s servicelb is active; if MetalLB is installed, disable servicelb")
 
