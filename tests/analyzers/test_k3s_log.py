@@ -198,6 +198,17 @@ def test_invocations_unfold_install_exec_and_skip_log_lines() -> None:
     ]
 
 
+def test_process_titles_without_arguments_are_not_read_as_commands() -> None:
+    text = (
+        "● k3s.service - Lightweight Kubernetes\n"
+        "     CGroup: /system.slice/k3s.service\n"
+        "             └─473 /usr/local/bin/k3s server\n"
+        "root  473  9.1  /usr/local/bin/k3s server\n"
+    )
+
+    assert kl.invocations(text) == []
+
+
 def test_flag_values_read_both_spellings_and_the_short_alias() -> None:
     args = ["agent", "-i", "198.51.100.20", "--node-ip=198.51.100.21", "--node-ip"]
 

@@ -143,16 +143,21 @@ def _expand_exec(tokens: list[str]) -> list[str]:
     return out
 
 
-# Log lines that mention k3s and its arguments without being the command itself.
+# Log lines that mention k3s and its arguments without being the command itself;
+# the CGroup tree of `systemctl status` shows k3s's process title, which hides the
+# arguments.
 _NOT_A_COMMAND = re.compile(
     r"Running (kubelet|kube-|containerd|flannel)|Starting k3s|\blevel=\w+|^[A-Z]{4}\["
+    r"|[└├]─"
 )
 
 
 def invocations(text: str) -> list[list[str]]:
     """Every k3s command line in the text, as its arguments after server/agent.
 
-    The first element is ``server``, ``agent`` or ``?`` (a bare line of flags).
+    The first element is ``server``, ``agent`` or ``?`` (a bare line of flags). A
+    ``k3s server`` with no arguments at all is skipped: ``ps`` and ``systemctl
+    status`` print k3s's process title that way, its arguments hidden.
     Lines where k3s reports the arguments it gives to its embedded components
     (``Running kubelet --node-ip=...``) and other log lines are not commands.
     """
@@ -163,7 +168,9 @@ def invocations(text: str) -> list[list[str]]:
         toks = _expand_exec(_tokens(line))
         for i, tok in enumerate(toks[:-1]):
             if tok.rsplit("/", 1)[-1] == "k3s" and toks[i + 1] in ("server", "agent"):
-                found.append([toks[i + 1], *_until_shell(toks[i + 2 :])])
+                args = _until_shell(toks[i + 2 :])
+                if args:  # a bare "k3s server" may be a process title, not a command
+                    found.append([toks[i + 1], *args])
                 break
         else:
             if toks and toks[0].startswith("--") and _k3s_flags(toks):
