@@ -338,12 +338,17 @@ def _svclb(row: Row) -> bool:
     return row.name.startswith("svclb-")
 
 
-def _metallb_present(parsed: Parsed, ctx: Context) -> bool:
+def _metallb_proof(parsed: Parsed, ctx: Context) -> list[str] | None:
+    """The lines showing MetalLB is installed ([] when context says so), or None."""
     if metallb_known(ctx):
-        return True
-    if any(r.namespace == "metallb-system" for r in parsed.rows):
-        return True
-    return any(_METALLB_EVENT.search(f"{e.reason} {e.message}") for e in parsed.events)
+        return []
+    rows = [r.line for r in parsed.rows if r.namespace == "metallb-system"]
+    events = [
+        e.line
+        for e in parsed.events
+        if _METALLB_EVENT.search(f"{e.reason} {e.message}")
+    ]
+    return (rows + events)[:3] or None
 
 
 def _port_conflicts(parsed: Parsed) -> list[Event]:
@@ -371,7 +376,8 @@ def _judge_servicelb(parsed: Parsed, ctx: Context, f: Finding) -> None:
     names, pending = _svclb_names(parsed)
     if not names:
         return
-    if _metallb_present(parsed, ctx) or (pending and _port_conflicts(parsed)):
+    proof = _metallb_proof(parsed, ctx)
+    if proof is not None or (pending and _port_conflicts(parsed)):
         f.add(
             "k3s_servicelb_active_with_metallb",
             "k3s servicelb runs beside MetalLB: restart the k3s servers with "
@@ -379,7 +385,7 @@ def _judge_servicelb(parsed: Parsed, ctx: Context, f: Finding) -> None:
             svclb=names,
         )
         f.evidence += [r.line for r in parsed.rows if r.name in names]
-        f.evidence += [e.line for e in _port_conflicts(parsed)]
+        f.evidence += [e.line for e in _port_conflicts(parsed)] + (proof or [])
     else:
         f.hint("k3s servicelb is active; if MetalLB is installed, disable servicelb")
 
