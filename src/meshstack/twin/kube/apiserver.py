@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshstack.twin.kube import kubeconfig, tls
+from meshstack.twin.kube.admission import Admission
 from meshstack.twin.kube.api import CORE_NS, Api
 from meshstack.twin.kube.controllers import ControllerOptions, start_all
 from meshstack.twin.kube.errors import ApiError
@@ -46,6 +47,7 @@ class ApiServer:
         self.store = Store(snapshot)
         self.registry = Registry()
         self.api = Api(self.store, self.registry, cfg.service_cidr)
+        self.api.admit = Admission(self.api)
         self.admin_token = self._admin_token()
         self.tokens: set[str] = {self.admin_token}
         self.tls_dir = cfg.data_dir / "tls"
