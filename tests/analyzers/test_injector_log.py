@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,23 @@ def test_every_fixture_is_picked_by_the_registry_when_all_analyzers_exist():
         text = (DATA / name).read_text(encoding="utf-8")
         kind = analyzers.detect(Evidence(text, name="renamed"))
         assert kind is not None and kind.name == "injector-log", name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'time="t" level=info msg="' + '\\"' * 50_000,
+        "kubectl label ns " + "a " * 30_000,
+        "Name: x\nLabels: a\n" + "      linkerd.io/inject=enabled\n" * 5_000,
+        "Name: x\nLabels: linkerd.io/inject=enabled\n" * 3_000
+        + 'level=info msg="skipped pod/x-: y"\n',
+    ],
+    ids=["escaped quotes", "long command", "long label list", "many describes"],
+)
+def test_judging_stays_fast_on_pathological_input(text):
+    started = time.perf_counter()
+
+    il.detect(Evidence(text))
+    il.judge(Evidence(text), Context())
+
+    assert time.perf_counter() - started < 2.0

@@ -21,6 +21,7 @@ Fixture sources (public machine output, re-typed; names anonymised):
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -451,3 +452,22 @@ def test_a_failed_replica_set_check_is_control_plane_not_ready():
     )
 
     assert lc.judge(Evidence(text), Context()).reasons == ["control_plane_not_ready"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" + "." * 50_000 + "[ok] trailing",
+        "linkerd-x\n---------\n× a\n    " + "identity " * 20_000 + "\n",
+        "× " + "clock skew detected for node(s): " + "a, " * 30_000,
+        "{" * 5_000 + "\n" + "[" * 5_000,
+    ],
+    ids=["long dotted line", "long message", "long node list", "open brackets"],
+)
+def test_judging_stays_fast_on_pathological_input(text):
+    started = time.perf_counter()
+
+    lc.detect(Evidence(text))
+    lc.judge(Evidence(text), Context())
+
+    assert time.perf_counter() - started < 2.0

@@ -16,6 +16,7 @@ Fixture sources (public machine output, re-typed):
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,17 @@ def test_every_fixture_is_picked_by_the_registry_when_all_analyzers_exist():
         text = (DATA / name).read_text(encoding="utf-8")
         kind = analyzers.detect(Evidence(text, name="renamed"))
         assert kind is not None and kind.name == "linkerd-stat", name
+
+
+def test_a_large_table_is_judged_quickly_and_cites_a_bounded_evidence():
+    text = "NAME MESHED SUCCESS RPS\n" + "".join(
+        f"w{i} 1/1 99.00% 1.0rps\n" for i in range(4_000)
+    )
+    started = time.perf_counter()
+
+    finding = ls.judge(Evidence(text), Context())
+
+    assert time.perf_counter() - started < 2.0
+    assert len(finding.details["partial_success"]) == 4_000
+    assert len(finding.evidence) <= 24
+    assert "and 3992 more" in finding.hints[0]

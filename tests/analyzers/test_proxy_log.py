@@ -15,6 +15,7 @@ Fixture sources (public machine output, re-typed; names anonymised):
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,21 @@ def test_every_fixture_is_picked_by_the_registry_when_all_analyzers_exist():
         text = (DATA / name).read_text(encoding="utf-8")
         kind = analyzers.detect(Evidence(text, name="renamed"))
         assert kind is not None and kind.name == "proxy-log", name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[ 1.0s] ERROR ThreadId(01) linkerd_app: " + "identity:" * 20_000,
+        '{"level":"WARN","fields":{"message":"' + "identity{" * 20_000 + '"}}',
+        ("[ 1.0s]  WARN ThreadId(01) linkerd_app: x\n") * 5_000,
+    ],
+    ids=["repeated span", "long json message", "many lines"],
+)
+def test_judging_stays_fast_on_pathological_input(text):
+    started = time.perf_counter()
+
+    pl.detect(Evidence(text))
+    pl.judge(Evidence(text), Context())
+
+    assert time.perf_counter() - started < 2.0

@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+# A check's text is matched up to this length, so that no pattern turns slow on a
+# pathological artifact; real check messages are far shorter.
+MAX_TEXT = 8000
 OK, WARNING, FAILED, WAITING = "ok", "warning", "failed", "waiting"
 _GLYPHS = {"√": OK, "✔": OK, "×": FAILED, "✘": FAILED, "‼": WARNING, "⚠": WARNING}
 _DOTTED = {"ok": OK, "FAIL": FAILED, "warning": WARNING, "retry": WAITING}
@@ -45,11 +48,11 @@ class Check:
 
     @property
     def text(self) -> str:
-        return "\n".join([self.description, *self.messages])
+        return "\n".join([self.description, *self.messages])[:MAX_TEXT]
 
     @property
     def error(self) -> str:
-        return "\n".join(self.messages)
+        return "\n".join(self.messages)[:MAX_TEXT]
 
 
 @dataclass
@@ -174,7 +177,8 @@ def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
     m = _GLYPH_LINE.match(line)
     if m:
         return Check(category, m.group(2).strip(), _GLYPHS[m.group(1)], [], [line])
-    m = _DOTTED_LINE.match(line)
+    # The length bound keeps the dotted pattern linear on arbitrary input.
+    m = _DOTTED_LINE.match(line) if len(line) < 1000 and "[" in line else None
     if m:
         msgs = [m.group("msg").strip()] if m.group("msg") else []
         cat = m.group("cat") or category

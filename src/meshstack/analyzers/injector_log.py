@@ -39,8 +39,8 @@ INJECT_KEY = "linkerd.io/inject"
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 _LOGFMT_MSG = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
-_SKIP_EVENT = re.compile(r"InjectionSkipped\b.*?injection skipped:?\s*(.*)$")
-_INJECTED_EVENT = re.compile(r"\bInjected\b.*Linkerd sidecar proxy injected")
+_SKIP_EVENT = re.compile(r"InjectionSkipped\b.{0,200}?injection skipped:?\s*(.*)$")
+_INJECTED_EVENT = re.compile(r"\bInjected\b.{0,200}Linkerd sidecar proxy injected")
 _EVENT_OBJECT = re.compile(r"\b((?:pod|deployment|statefulset|daemonset)/\S+)")
 _SKIPPED = re.compile(r"^skipp(?:ed|ing) (?:deployment )?(\S+?):?(?:\s+(.*))?$")
 _PATCHED = re.compile(
@@ -48,10 +48,10 @@ _PATCHED = re.compile(
 )
 _RECEIVED = re.compile(r"^received (?:admission review request )?\S+")
 _LABEL_CMD = re.compile(
-    r"kubectl\s+label\s+(?:ns|namespaces?)\s+(\S+)\s+.*?linkerd\.io/inject=(\w+)"
+    r"kubectl\s+label\s+(?:ns|namespaces?)\s+(\S+)\s.{0,200}?linkerd\.io/inject=(\w+)"
 )
 _ANNOTATE_CMD = re.compile(
-    r"kubectl\s+annotate\s+(?:ns|namespaces?)\s+(\S+)\s+.*?linkerd\.io/inject="
+    r"kubectl\s+annotate\s+(?:ns|namespaces?)\s+(\S+)\s.{0,200}?linkerd\.io/inject="
 )
 _ABSENT = "neither the namespace nor the pod have the annotation"
 _BENIGN = ("sidecar injected already", f'annotation "{INJECT_KEY}:disabled"')

@@ -162,7 +162,7 @@ _CNI_CONFIG = re.compile(r'configmaps? "?linkerd-cni-config"? not found')
 _VIZ_MISSING = re.compile(
     r'namespaces? "linkerd-viz" not found|could not find the linkerd-viz'
     r'|label "linkerd\.io/extension: viz" not found'
-    r"|viz extension.*not (found|installed)",
+    r"|viz extension[^\n]{0,200}not (found|installed)",
     re.IGNORECASE,
 )
 _NOT_READY = re.compile(
@@ -179,7 +179,7 @@ _NOT_MESHED = re.compile(
     re.IGNORECASE,
 )
 _IDENTITY_DOWN = re.compile(
-    r"Failed to (obtain|certify) identity|identity.*(unavailable|fail-fast|"
+    r"Failed to (obtain|certify) identity|identity[^\n]{0,200}?(unavailable|fail-fast|"
     r"connection refused|unreachable|no endpoints)",
     re.IGNORECASE,
 )

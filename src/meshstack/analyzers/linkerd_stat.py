@@ -36,6 +36,7 @@ _STAT_COLUMNS = {"MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95"}
 _NUMBER = re.compile(r"^(-?\d+(?:\.\d+)?)(%|rps|ms|µs|us|s)?$")
 _MESHED = re.compile(r"^(\d+)/(\d+)$")
 _PERCENTILES = ("p50", "p95", "p99")
+_MAX_EVIDENCE = 24
 
 
 @dataclass
@@ -230,6 +231,8 @@ def _objectives(ctx: Context, f: Finding) -> dict[str, float]:
 
 
 def _cite(f: Finding, row: Row) -> None:
+    if len(f.evidence) >= _MAX_EVIDENCE:
+        return
     if row.header and row.header not in f.evidence:
         f.evidence.append(row.header)
     if row.line not in f.evidence:
@@ -264,7 +267,7 @@ def _judge_success(rows: list[Row], f: Finding, objective: float | None) -> None
     cited = [{"name": r.label, "success": round(r.success or 0.0, 4)} for r in low]
     for row in low:
         _cite(f, row)
-    names = ", ".join(r.label for r in low)
+    names = _names(low)
     if objective is None:
         f.details["partial_success"] = cited
         f.add("partial_success", f"success below 100% with no objective given: {names}")
@@ -272,6 +275,11 @@ def _judge_success(rows: list[Row], f: Finding, objective: float | None) -> None
         f.details["success_missed"] = cited
         f.details["success_objective"] = objective
         f.add("objective_missed", f"success below {objective:.2%}: {names}")
+
+
+def _names(rows: list[Row], limit: int = 8) -> str:
+    names = ", ".join(r.label for r in rows[:limit])
+    return names + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
 def _judge_latency(rows: list[Row], f: Finding, objectives: dict[str, float]) -> None:
@@ -289,10 +297,10 @@ def _judge_latency(rows: list[Row], f: Finding, objectives: dict[str, float]) ->
 
 
 def _note_quiet_rows(rows: list[Row], f: Finding) -> None:
-    quiet = [r.label for r in rows if r.success is None]
+    quiet = [r for r in rows if r.success is None]
     if quiet:
-        f.details["no_data"] = quiet
-        f.hint(f"no requests seen (no inbound traffic) for: {', '.join(quiet)}")
+        f.details["no_data"] = [r.label for r in quiet]
+        f.hint(f"no requests seen (no inbound traffic) for: {_names(quiet)}")
     if len(quiet) == len(rows) and not f.reasons:
         for row in rows:
             _cite(f, row)

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 NAME = "proxy-log"
 _MAX_EVIDENCE = 6
+# Messages are matched up to this length, so that no pattern turns slow on a
+# pathological line; real proxy messages are far shorter.
+_MAX_MESSAGE = 4000
 
 _CURRENT = re.compile(r"\[\s*[\d.]+s\]\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s+(.*)$")
 _OLDER = re.compile(r"\b(TRCE|DBUG|INFO|WARN|ERR!)\s+\[\s*[\d.]+s\]\s+(.*)$")
@@ -39,7 +42,8 @@ _IDENTITY_FAILURE = re.compile(
     r"|identity daemon (lost|failed|stopped)|Waiting for identity to be initialized"
     r"|Received invalid ce\w*ficate|invalid certificate: Cert(Expired|NotValidYet)"
     r"|certificate has expired or is not yet valid|certificate already expired"
-    r"|identity[:{][^ ]*.*(Failed to (connect|resolve)|fail-fast|Connection refused)",
+    r"|\bidentity[:{][^\n]{0,300}?(Failed to (connect|resolve)|fail-fast"
+    r"|Connection refused)",
     re.IGNORECASE,
 )
 _CERTIFIED = re.compile(r"Certified identity|Identity certified", re.IGNORECASE)
@@ -66,7 +70,7 @@ def _json_line(raw: str) -> Line | None:
     message = fields.get("message", "") if isinstance(fields, dict) else ""
     rest = " ".join(f"{k}={v}" for k, v in (fields or {}).items() if k != "message")
     text = f"{doc.get('spans', '')} {doc.get('target', '')}: {message} {rest}"
-    return Line(str(doc["level"]).upper(), text.strip(), raw)
+    return Line(str(doc["level"]).upper(), text.strip()[:_MAX_MESSAGE], raw)
 
 
 def parse_line(raw: str) -> Line | None:
@@ -77,7 +81,8 @@ def parse_line(raw: str) -> Line | None:
     m = _CURRENT.search(stripped) or _OLDER.search(stripped)
     if not m:
         return None
-    return Line(_LEVELS.get(m.group(1), m.group(1)), m.group(2), raw.rstrip())
+    level = _LEVELS.get(m.group(1), m.group(1))
+    return Line(level, m.group(2)[:_MAX_MESSAGE], raw.rstrip())
 
 
 def read(text: str) -> list[Line]:
