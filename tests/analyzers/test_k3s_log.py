@@ -209,6 +209,21 @@ def test_process_titles_without_arguments_are_not_read_as_commands() -> None:
     assert kl.invocations(text) == []
 
 
+def test_evidence_never_quotes_a_join_token() -> None:
+    text = (
+        "k3s server --token K10abc::server:s3cret --node-ip 198.51.100.10 "
+        "--datastore-endpoint=postgres://u:pw@db/k3s\n"
+    )
+    f = kl.judge(Evidence(text), Context(metallb_version="0.13.10"))
+
+    assert f.reasons == [
+        "overlay_flags_incomplete",
+        "k3s_servicelb_active_with_metallb",
+    ]
+    assert all("s3cret" not in e and "pw@" not in e for e in f.evidence)
+    assert "--token <redacted>" in f.evidence[0]
+
+
 def test_flag_values_read_both_spellings_and_the_short_alias() -> None:
     args = ["agent", "-i", "198.51.100.20", "--node-ip=198.51.100.21", "--node-ip"]
 

@@ -251,6 +251,25 @@ def flag_values(args: Iterable[str], name: str) -> list[str]:
     return out
 
 
+_SECRET_FLAGS = {"--token", "-t", "--agent-token", "--datastore-endpoint"}
+
+
+def redact(args: Iterable[str]) -> str:
+    """The arguments as one line, with tokens and datastore credentials masked."""
+    out: list[str] = []
+    hide = False
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if hide:
+            out.append("<redacted>")
+        elif sep and (key in _SECRET_FLAGS or key.endswith("K3S_TOKEN")):
+            out.append(f"{key}=<redacted>")
+        else:
+            out.append(arg)
+        hide = not sep and arg in _SECRET_FLAGS
+    return " ".join(out)[:300]
+
+
 def servicelb_disabled(args: Iterable[str]) -> bool:
     """True if the k3s arguments turn off its own service load balancer."""
     seq = list(args)
@@ -371,7 +390,7 @@ def _on(net: object, value: str) -> bool | None:
 def _judge_flags(args: list[str], ctx: Context, f: Finding) -> None:
     node_ip = [v for v in flag_values(args, "node-ip") if v]
     iface = [v for v in flag_values(args, "flannel-iface") if v]
-    where = " ".join(args)[:300]
+    where = redact(args)
     if bool(node_ip) != bool(iface):
         have, lack = (
             ("--node-ip", "--flannel-iface")
@@ -418,7 +437,7 @@ def _judge_advertised(
             f"the server advertises {bound[0]} on the overlay but its InternalIP and "
             "flannel follow the default route: add --node-ip and --flannel-iface",
         )
-        f.evidence.append(" ".join(args)[:300])
+        f.evidence.append(redact(args))
 
 
 def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
@@ -439,7 +458,7 @@ def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
                 "restart the k3s servers with --disable servicelb (and delete "
                 "leftover svclb-* DaemonSets) when MetalLB hands out addresses",
             )
-            f.evidence.append(" ".join(cmd)[:300])
+            f.evidence.append(redact(cmd))
 
 
 def _layer(f: Finding) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
-from meshstack.analyzers.k3s_log import config_args, servicelb_disabled
+from meshstack.analyzers.k3s_log import config_args, redact, servicelb_disabled
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
@@ -491,6 +491,7 @@ def _judge_services(cfg: Config, pools: list[Pool], f: Finding) -> dict[str, lis
         name, ips = _svc_name(svc), _ingress_ips(svc)
         if not ips:
             f.add("ip_pending", None, pending=[*f.details.get("pending", []), name])
+            f.evidence.append(f"Service {name}: no status.loadBalancer.ingress")
             continue
         for ip in ips:
             pool = next((p for p in pools if p.contains(ip)), None)
@@ -498,6 +499,7 @@ def _judge_services(cfg: Config, pools: list[Pool], f: Finding) -> dict[str, lis
                 users.setdefault(pool.name, []).append(name)
             elif pools:
                 outside = [*f.details.get("outside_pool", []), f"{name}={ip}"]
+                f.evidence.append(f"Service {name}: ingress {ip} in no pool")
                 f.add(
                     "ip_outside_pool",
                     f"{name} has {ip}, in no pool",
@@ -523,6 +525,9 @@ def _judge_adverts(
                     pool.name,
                 ],
             )
+            f.evidence.append(
+                f"IPAddressPool {pool.name}: selected by no advertisement"
+            )
             if services:
                 f.details.setdefault("unannounced_services", []).extend(services)
         else:
@@ -542,6 +547,8 @@ def _judge_servicelb(cfg: Config, f: Finding) -> None:
         svclb=cfg.svclb,
         servers_without_disable=len(lacking),
     )
+    f.evidence += [f"k3s svclb object {name}" for name in cfg.svclb]
+    f.evidence += [f"k3s server without servicelb off: {redact(a)}" for a in lacking]
 
 
 def _pending_reasons(cfg: Config, f: Finding) -> None:
@@ -579,7 +586,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     bad = [r for p in (*cfg.crd, *cfg.legacy) for r in p.ranges if _interval(r) is None]
     if bad:
         f.hint(f"address ranges that are neither CIDR nor a-b: {', '.join(bad)}")
-    f.evidence = [
+    f.evidence[:0] = [
         f"{p['source']} pool {p['pool']}: {p['ranges']}" for p in f.details["pools"]
     ]
     log.debug("[%s] judged %s", evidence.name, f.summary())
