@@ -106,9 +106,17 @@ def test_a_pending_address_carries_metallbs_allocation_failure(name: str) -> Non
     f = judge(name)
 
     assert (f.layer, f.reasons) == ("lb", ["ip_pending"])
-    assert f.details["pending_reasons"]["web"] == [
+    [(svc, why)] = f.details["pending_reasons"].items()
+    assert svc in ("web", "default/web")
+    assert why == [
         'AllocationFailed: Failed to allocate IP for "default/web": no available IPs'
     ]
+
+
+def test_pending_services_are_named_with_their_namespace_when_shown() -> None:
+    f = judge("svc-pending-events-table.txt")
+
+    assert f.details["pending"] == ["default/web"]
 
 
 def test_a_pending_address_with_no_reason_in_the_artifact_says_so() -> None:

@@ -402,21 +402,22 @@ def _reasons_for(svc: str, parsed: Parsed) -> list[str]:
     return out
 
 
+def _qualified(row: Row) -> str:
+    return f"{row.namespace}/{row.name}" if row.namespace else row.name
+
+
 def _judge_services(parsed: Parsed, f: Finding) -> None:
-    lbs = [
+    pending = [
         r
         for r in parsed.rows
-        if r.table == "services" and r.cells.get("TYPE") == "LoadBalancer"
-    ]
-    pending = [
-        r for r in lbs if r.cells.get("EXTERNAL-IP", "").strip() in ("<pending>", "")
+        if r.table == "services"
+        and r.cells.get("TYPE") == "LoadBalancer"
+        and r.cells.get("EXTERNAL-IP", "").strip() == "<pending>"
     ]
     if not pending:
         return
-    reasons = {r.name: _reasons_for(r.name, parsed) for r in pending}
-    f.add(
-        "ip_pending", None, pending=[r.name for r in pending], pending_reasons=reasons
-    )
+    reasons = {_qualified(r): _reasons_for(r.name, parsed) for r in pending}
+    f.add("ip_pending", None, pending=list(reasons), pending_reasons=reasons)
     f.evidence += [r.line for r in pending]
     for name, why in reasons.items():
         if why:
