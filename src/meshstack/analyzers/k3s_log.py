@@ -84,23 +84,14 @@ _K3S_LINE = re.compile(
     r"|K3S_(URL|TOKEN)",
     re.I,
 )
-_CONFIG_KEYS = {
-    "node-ip",
-    "flannel-iface",
-    "flannel-backend",
-    "disable",
-    "no-deploy",
-    "tls-san",
-    "cluster-init",
-    "advertise-address",
-    "bind-address",
-    "node-external-ip",
-    "write-kubeconfig-mode",
-    "token",
-    "server",
-    "node-name",
-    "with-node-id",
-}
+# Keys of a k3s config.yaml (and flags) that mark it as k3s's.
+_CONFIG_KEYS = frozenset(
+    """
+    node-ip flannel-iface flannel-backend disable no-deploy tls-san cluster-init
+    advertise-address bind-address node-external-ip write-kubeconfig-mode token
+    server node-name with-node-id
+    """.split()
+)
 _SHORT = {"-i": "--node-ip"}
 
 
@@ -209,28 +200,15 @@ def config_args(data: object) -> list[str] | None:
     return args
 
 
-_OTHER_CONFIG_KEYS = {
-    "secrets-encryption",
-    "kube-proxy-arg",
-    "kubelet-arg",
-    "kube-apiserver-arg",
-    "node-label",
-    "node-taint",
-    "data-dir",
-    "cluster-cidr",
-    "service-cidr",
-    "selinux",
-    "protect-kernel-defaults",
-    "disable-network-policy",
-    "flannel-ipv6-masq",
-    "etcd-expose-metrics",
-    "datastore-endpoint",
-    "agent-token",
-    "cluster-dns",
-    "docker",
-    "prefer-bundled-bin",
-    "system-default-registry",
-}
+# Other keys a k3s config.yaml may hold beside those.
+_OTHER_CONFIG_KEYS = frozenset(
+    """
+    secrets-encryption kube-proxy-arg kubelet-arg kube-apiserver-arg node-label
+    node-taint data-dir cluster-cidr service-cidr selinux protect-kernel-defaults
+    disable-network-policy flannel-ipv6-masq etcd-expose-metrics datastore-endpoint
+    agent-token cluster-dns docker prefer-bundled-bin system-default-registry
+    """.split()
+)
 
 
 def flag_values(args: Iterable[str], name: str) -> list[str]:

@@ -61,18 +61,14 @@ _DEFAULT_HEADERS = {
     "daemonsets": ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE"],
 }
 _RESOURCE = {
-    "po": "pods",
-    "pod": "pods",
-    "pods": "pods",
-    "svc": "services",
-    "service": "services",
-    "services": "services",
-    "no": "nodes",
-    "node": "nodes",
-    "nodes": "nodes",
-    "ds": "daemonsets",
-    "daemonset": "daemonsets",
-    "daemonsets": "daemonsets",
+    alias: table
+    for table, aliases in (
+        ("pods", "po pod pods"),
+        ("services", "svc service services"),
+        ("nodes", "no node nodes"),
+        ("daemonsets", "ds daemonset daemonsets"),
+    )
+    for alias in aliases.split()
 }
 _METALLB_EVENT = re.compile(r"IPAllocated|AllocationFailed|nodeAssigned|metallb", re.I)
 
