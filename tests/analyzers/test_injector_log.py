@@ -229,3 +229,12 @@ def test_judging_stays_fast_on_pathological_input(text):
     il.judge(Evidence(text), Context())
 
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("name", [n for n, v, _ in EXPECTED if v is Verdict.FAIL])
+def test_a_copy_cut_right_after_its_first_skip_still_fails(name):
+    text = (DATA / name).read_text(encoding="utf-8")
+    skip = next(ln for ln in text.splitlines() if "skipped" in ln)
+    cut = text[: text.index(skip) + len(skip)]
+
+    assert "not_meshed" in il.judge(Evidence(cut), Context()).reasons

@@ -72,6 +72,9 @@ EXPECTED = [
     ("healthy_cut_no_status.txt", Verdict.FAIL, ["check_failed"]),
     ("healthy_check.txt", Verdict.PASS, []),
     ("short_healthy.txt", Verdict.PASS, []),
+    ("pre_healthy.txt", Verdict.PASS, []),
+    ("cni_healthy.txt", Verdict.PASS, []),
+    ("c07_json_healthy.json", Verdict.PASS, []),
 ]
 
 
@@ -471,3 +474,32 @@ def test_judging_stays_fast_on_pathological_input(text):
     lc.judge(Evidence(text), Context())
 
     assert time.perf_counter() - started < 2.0
+
+
+FAILING_TEXT = [
+    n for n, v, _ in EXPECTED if v is Verdict.FAIL and not n.endswith(".json")
+]
+
+
+@pytest.mark.parametrize("name", FAILING_TEXT)
+def test_a_copy_cut_right_after_its_deciding_lines_still_fails_the_same_way(name):
+    whole = judge(name)
+    text = evidence(name).text
+    end = max(text.index(line) + len(line) for line in whole.evidence)
+
+    cut = lc.judge(Evidence(text[:end] + "\n"), Context(now=NOW))
+
+    assert cut.verdict is Verdict.FAIL
+    assert set(whole.reasons) - {"check_failed"} <= set(cut.reasons)
+
+
+def test_an_unreachable_identity_service_is_identity_unreachable():
+    text = (
+        "linkerd-identity-data-plane\n---------------------------\n"
+        "× data plane proxies certificate match CA\n"
+        "    Failed to obtain identity: controller linkerd-identity-headless:8080 "
+        "service in fail-fast\n"
+        "\nStatus check results are ×\n"
+    )
+
+    assert lc.judge(Evidence(text), Context()).reasons == ["identity_unreachable"]

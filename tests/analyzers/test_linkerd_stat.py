@@ -235,3 +235,17 @@ def test_a_large_table_is_judged_quickly_and_cites_a_bounded_evidence():
     assert len(finding.details["partial_success"]) == 4_000
     assert len(finding.evidence) <= 24
     assert "and 3992 more" in finding.hints[0]
+
+
+def test_a_table_cut_mid_row_judges_the_whole_rows_and_reports_the_rest():
+    text = (DATA / "c21_both_commands.txt").read_text(encoding="utf-8")
+    cut = text[: text.index("90.68%")]
+
+    finding = ls.judge(Evidence(cut), Context())
+
+    assert finding.reasons == ["partial_success"]
+    assert [r["name"] for r in finding.details["partial_success"]] == [
+        "voting",
+        "emojivoto/voting-grpc",
+    ]
+    assert any("did not match their header" in h for h in finding.hints)
