@@ -61,7 +61,7 @@ _BENIGN = ("sidecar injected already", f'annotation "{INJECT_KEY}:disabled"')
 class Decision:
     """One injection decision: skipped or injected, for which resource, why."""
 
-    action: str  # "skipped" | "injected"
+    action: str  # "skipped", "injected" or "received" (no decision yet)
     resource: str
     reason: str
     line: str
@@ -119,7 +119,7 @@ def _documents(text: str) -> Iterator[Any]:
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        if lines[i].startswith("apiVersion:"):
+        if lines[i].startswith(("apiVersion:", "kind:")):
             j = i + 1
             while j < len(lines) and _yaml_line(lines[j]):
                 j += 1
@@ -134,11 +134,10 @@ def _documents(text: str) -> Iterator[Any]:
 
 
 def _yaml_line(line: str) -> bool:
-    return (
-        line[:1] in (" ", "-")
-        and line != "---"
-        or bool(re.match(r"^[A-Za-z][\w.-]*:(\s|$)", line))
-    )
+    """Whether a line continues a YAML document: indented, a list item, or a key."""
+    if line == "---":
+        return False
+    return line[:1] in (" ", "-") or bool(re.match(r"^[A-Za-z][\w.-]*:(\s|$)", line))
 
 
 def _safe_yaml(text: str) -> Any:

@@ -133,8 +133,8 @@ def _judge_completion(report: Report, acc: _Verdicts) -> None:
     if report.cut_json or (report.text_seen and not report.statuses):
         acc.finding.details["truncated"] = True
         acc.finding.hint(
-            "the output stops before its 'Status check results' line: the check was "
-            "cut off; checks after the last one shown were not judged"
+            "the output was cut off (no 'Status check results' line, or a JSON "
+            "document left open): checks after the last one shown were not judged"
         )
         if not failed_shown and report.checks:
             last = report.checks[-1]
