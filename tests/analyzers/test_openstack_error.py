@@ -160,7 +160,7 @@ def test_an_active_image_passes():
     f = judged("image-active.json")
 
     assert f.verdict is Verdict.PASS
-    assert f.evidence == ["image bionic: status active"]
+    assert any('"status": "active"' in e for e in f.evidence)
 
 
 def test_a_policy_refusal_fails_as_forbidden():

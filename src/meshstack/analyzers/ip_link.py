@@ -13,11 +13,10 @@ bytes, ZeroTierOne ``node/Packet.hpp``) and sends it in UDP datagrams of at most
 IPv4 underlay of MTU U the largest inner IP packet that crosses unsplit and
 unfragmented is ``min(U - 28, 1432) - 38``; a ping payload is 28 bytes less. On
 case C17's 1448-byte VPS link that gives 1382, i.e. ``ping -s 1354`` passes and
-1355 does not, as reported. Frames above that size are split by ZeroTier itself,
-which works as long as a 1432-byte datagram fits the underlay (U >= 1460); on a
-smaller underlay every split datagram is IP-fragmented, and where fragments are
-dropped large packets vanish. The underlay is the smallest MTU among the capture's
-up, physical-looking interfaces.
+1355 does not, as reported. ZeroTier splits larger frames itself, which works
+while a 1432-byte datagram fits the underlay (U >= 1460); below that, datagrams
+are IP-fragmented and vanish wherever fragments are dropped. The underlay is the
+smallest MTU among the capture's up, physical-looking interfaces.
 
 What it judges (layer ``overlay``):
 
@@ -34,12 +33,11 @@ What it judges (layer ``overlay``):
   ``cni0`` and ``FLANNEL_MTU`` assume k3s's default VXLAN) exceeds the path MTU
   measured by ping, else the ZeroTier interface's MTU, else (no ZeroTier
   interface) the underlay's.
-- Interface MTUs alone never prove a blackhole: where the underlay is under 1460
-  and the ZeroTier MTU exceeds the unfragmented size, the verdict is INCONCLUSIVE
+- Interface MTUs alone never prove a blackhole: with an underlay under 1460 and a
+  ZeroTier MTU above the unfragmented size, the verdict is INCONCLUSIVE
   ``context_missing`` with ``details.predicted_max_payload`` and a hint to measure
-  with ``ping -M do -s``; a capture with a ZeroTier interface but nothing to size
-  it against (no underlay, flannel or ping), or with no ZeroTier interface and
-  nothing else to judge, is INCONCLUSIVE ``context_missing`` too.
+  with ``ping -M do -s``. So is a capture with nothing to size the ZeroTier
+  interface against (no underlay, flannel or ping), or with no ZeroTier interface.
 - ARP probes (case C12) are noted, not judged: they belong to the lb check.
 """
 
@@ -48,7 +46,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
 from meshstack.analyzers.zerotier_member import json_values
@@ -79,7 +76,14 @@ _VIRTUAL = re.compile(
     r"^(lo|zt|flannel|cni|veth|docker|br-|virbr|cali|tunl|vxlan|kube|wg|tailscale"
     r"|tun|tap|lxc|lxd|cilium|gen|nodelocaldns|dummy|feth|utun)"
 )
+# TODO: frames sent as EXT_FRAME (bridged members, or with a membership
+# certificate attached) carry 51 bytes of header, not 38: such a path is 13 bytes
+# smaller than predicted here. A predicted size is only ever INCONCLUSIVE, so the
+# cost is a hint that is slightly optimistic.
 ZT_HEADER = 38  # ZeroTier packet header (28) + FRAME network id (8) + ethertype (2)
+# TODO: a node whose local.conf sets another physical MTU, or that reaches its
+# peers over IPv6 (48 bytes of IP and UDP, not 28), sizes its path differently;
+# neither is visible in an interface listing, so both are assumed away.
 ZT_PHYS_PAYLOAD = 1432  # ZT_DEFAULT_PHYSMTU: largest UDP payload ZeroTier sends
 IPV4_UDP = 28
 ICMP_IPV4 = 28  # what a ping payload adds to make an IPv4 packet
@@ -93,6 +97,7 @@ class Link:
     mtu: int
     up: bool
     addresses: list[str] = field(default_factory=list)
+    line: str = ""  # the line that gave the MTU, for the finding's evidence
 
 
 @dataclass
@@ -104,6 +109,7 @@ class Probe:
     replies: int = 0
     received: int | None = None  # from the statistics line; None if cut off
     error: str = ""
+    lines: list[str] = field(default_factory=list)  # header and outcome, as printed
 
     @property
     def passed(self) -> bool:
@@ -119,6 +125,7 @@ class Capture:
     links: dict[str, Link] = field(default_factory=dict)
     addresses_shown: bool = False
     flannel_env: int | None = None
+    flannel_line: str = ""
     probes: list[Probe] = field(default_factory=list)
     arp: bool = False
 
@@ -130,6 +137,7 @@ def _read_line(line: str, cap: Capture, current: Link | None) -> Link | None:
     """Read one line of interface output; return the interface now being read."""
     if m := _IP_LINK.match(line) or _IFCONFIG.match(line):
         link = Link(m.group(1), int(m.group(3)), "UP" in m.group(2).split(","))
+        link.line = line.strip()
         cap.links[link.name] = link
         return link
     if m := _IFCONFIG_OLD.match(line):
@@ -140,6 +148,7 @@ def _read_line(line: str, cap: Capture, current: Link | None) -> Link | None:
         return None
     if m := _OLD_FLAGS.match(line):
         current.up, current.mtu = "UP" in m.group(1).split(), int(m.group(2))
+        current.line = line.strip()
     elif m := _INET.match(line):
         current.addresses.append(m.group(1))
         cap.addresses_shown = True
@@ -151,6 +160,7 @@ def _read_line(line: str, cap: Capture, current: Link | None) -> Link | None:
 def _read_ping(line: str, cap: Capture, probe: Probe | None) -> Probe | None:
     if m := _PING.match(line):
         probe = Probe(target=m.group(2) or m.group(1), size=int(m.group(3)))
+        probe.lines.append(line.strip())
         cap.probes.append(probe)
         return probe
     if probe is None:
@@ -164,6 +174,7 @@ def _read_ping(line: str, cap: Capture, probe: Probe | None) -> Probe | None:
         probe.error = f"path mtu={said.group(1)}" if said else "refused"
     elif m := _STATS.search(line):
         probe.received = int(m.group(2))
+        probe.lines.append(line.strip())
         return None
     return probe
 
@@ -173,16 +184,15 @@ def _read_json(text: str, cap: Capture) -> None:
         for obj in value if isinstance(value, list) else []:
             if isinstance(obj, dict) and "ifname" in obj and "mtu" in obj:
                 up = "UP" in (obj.get("flags") or [])
-                link = Link(str(obj["ifname"]), _as_int(obj["mtu"]), up)
+                mtu = obj["mtu"] if isinstance(obj["mtu"], int) else 0
+                link = Link(
+                    str(obj["ifname"]), mtu, up, line=f"{obj['ifname']} mtu {mtu}"
+                )
                 for a in obj.get("addr_info") or []:
                     if isinstance(a, dict) and "local" in a:
                         link.addresses.append(str(a["local"]))
                         cap.addresses_shown = True
                 cap.links[link.name] = link
-
-
-def _as_int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
 
 
 def parse(text: str) -> Capture:
@@ -194,7 +204,7 @@ def parse(text: str) -> Capture:
         probe = _read_ping(line, cap, probe)
         cap.arp = cap.arp or line.startswith("ARPING ")
     if m := _FLANNEL_ENV.search(text):
-        cap.flannel_env = int(m.group(1))
+        cap.flannel_env, cap.flannel_line = int(m.group(1)), m.group(0).strip()
     if "ifname" in text:
         _read_json(text, cap)
     return cap
@@ -247,30 +257,32 @@ def _judge_pings(cap: Capture, zt_mtu: int | None, f: Finding) -> int | None:
 def _judge_target(
     target: str, runs: list[Probe], zt_mtu: int | None, f: Finding
 ) -> int | None:
-    passed = [p.size for p in runs if p.passed]
-    lost = [p.size for p in runs if p.lost_silently]
+    passed = [p for p in runs if p.passed]
+    lost = [p for p in runs if p.lost_silently]
     said = [p.error for p in runs if p.error.startswith("path mtu=")]
     if said:
         f.details["reported_mtu"] = int(said[0].split("=")[1])
         f.hint(f"the path to {target} reports its MTU ({said[0]}): not a blackhole")
     if not lost:
         return None
+    first = lost[0]
     if not passed:
-        if lost[0] <= ZT_MIN_MTU - ICMP_IPV4:
+        if first.size <= ZT_MIN_MTU - ICMP_IPV4:
+            f.evidence.extend(line for p in lost for line in p.lines)
             f.add(
                 "peer_unreachable",
-                f"no ping to {target} came back, down to {lost[0]} bytes: the "
+                f"no ping to {target} came back, down to {first.size} bytes: the "
                 "members do not reach each other over the overlay",
                 target=target,
             )
         return None
-    first = lost[0]
-    if any(size > first for size in passed):
+    if any(p.size > first.size for p in passed):
         f.hint(f"pings to {target} were lost at random sizes: a lossy path")
         return None
-    if zt_mtu is not None and first + ICMP_IPV4 > zt_mtu:
+    if zt_mtu is not None and first.size + ICMP_IPV4 > zt_mtu:
         return None
-    best = max(size for size in passed if size < first)
+    best = max(p.size for p in passed)
+    f.evidence.extend([*max(passed, key=lambda p: p.size).lines, *first.lines])
     f.add(
         "pmtu_blackhole",
         f"pings to {target} above {best} bytes vanish without an error while the "
@@ -278,7 +290,7 @@ def _judge_target(
         f"Central to at most {best + ICMP_IPV4} (the client-side `zerotier-cli set "
         "<nwid> mtu=` may be overridden), then restart k3s so flannel re-derives it",
         max_payload=best,
-        first_lost_payload=first,
+        first_lost_payload=first.size,
         target=target,
     )
     return best + ICMP_IPV4
@@ -307,6 +319,7 @@ def _judge_flannel(
         return False
     over = [f"{n} {m}+{ENCAP[n]}" for n, m in flannel.items() if m + ENCAP[n] > limit]
     if over:
+        f.evidence.extend(_flannel_lines(cap, flannel))
         f.add(
             "overlay_mtu_mismatch",
             f"{', '.join(over)} bytes of encapsulation exceed {what} ({limit}): "
@@ -317,6 +330,11 @@ def _judge_flannel(
     return True
 
 
+def _flannel_lines(cap: Capture, flannel: dict[str, int]) -> list[str]:
+    lines = [cap.links[n].line for n in flannel if n in cap.links]
+    return [*lines, cap.flannel_line] if "FLANNEL_MTU" in flannel else lines
+
+
 def _predict(
     cap: Capture, zt: dict[str, int], underlay: dict[str, int], f: Finding
 ) -> bool:
@@ -324,6 +342,7 @@ def _predict(
     if not zt or not underlay:
         return False
     under, zt_mtu = min(underlay.values()), min(zt.values())
+    f.evidence.append(cap.links[min(underlay, key=lambda n: underlay[n])].line or "")
     packet = unsplit_packet(under)
     f.details["predicted_max_payload"] = packet - ICMP_IPV4
     if zt_mtu <= packet or under >= ZT_PHYS_PAYLOAD + IPV4_UDP:
@@ -349,7 +368,7 @@ def _predict(
 def _notes(cap: Capture, zt: dict[str, int], f: Finding) -> None:
     for name in zt:
         link = cap.links[name]
-        f.evidence.append(f"{name} mtu {link.mtu} {'UP' if link.up else 'DOWN'}")
+        f.evidence.insert(0, link.line or f"{name} mtu {link.mtu}")
         if not link.up:
             f.hint(f"ZeroTier interface {name} is down")
     if cap.arp:

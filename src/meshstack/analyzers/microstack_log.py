@@ -62,6 +62,7 @@ class Event:
     index: int
     kind: str  # step, warning, waiting, failure, complete
     text: str
+    line: str = ""  # as printed, for the finding's evidence
 
 
 @dataclass
@@ -113,7 +114,7 @@ def parse(text: str) -> InitLog:
     for i, line in enumerate(text.splitlines()):
         _read_snap(line, out)
         if found := _classify(line):
-            out.events.append(Event(i, *found))
+            out.events.append(Event(i, *found, line=line.strip()))
             in_traceback = _TRACEBACK.match(line) is not None
         elif in_traceback and _EXCEPTION.match(line):
             out.exception = line.strip()
@@ -145,7 +146,7 @@ def _progress(out: InitLog, before: int | None, f: Finding) -> None:
     f.details["stage"] = stage_of(step.text) if step else None
     if step:
         f.details["last_message"] = step.text
-        f.evidence.append(f"last step: {step.text}")
+        f.evidence.append(step.line or step.text)
     waiting = _last(out.events, "waiting", before)
     if waiting and (step is None or waiting.index > step.index):
         f.details["waiting_for"] = waiting.text
@@ -153,7 +154,7 @@ def _progress(out: InitLog, before: int | None, f: Finding) -> None:
 
 def _judge_failure(out: InitLog, failure: Event, f: Finding) -> None:
     _progress(out, failure.index, f)
-    f.evidence.append(failure.text)
+    f.evidence.append(failure.line or failure.text)
     if out.exception:
         f.details["exception"] = out.exception
         f.evidence.append(out.exception)
@@ -184,7 +185,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     if after:
         _judge_failure(out, after[0], f)
     elif complete:
-        f.evidence.append(complete.text)
+        f.evidence.append(complete.line or complete.text)
         f.details["stage"] = "complete"
     else:
         _progress(out, None, f)

@@ -109,8 +109,18 @@ _UNREACHABLE = re.compile(
     r"|Name or service not known|Temporary failure in name resolution",
     re.I,
 )
-_TABLE_ROW = re.compile(r"^\|\s*(.*?)\s*\|\s*(.*?)\s*\|\s*$")
 _UNAVAILABLE = {502, 503, 504}
+# Lines quoted as evidence: whatever any rule above decides on, and status codes.
+_DECISIVE = re.compile(
+    "|".join(
+        p.pattern
+        for p in (_CLI_ERROR, _HTML_ERROR, _TOO_LARGE, _NO_HOST, _QUOTA, _AUTH)
+    )
+    + "|"
+    + "|".join(p.pattern for p in (_POLICY, _UNREACHABLE))
+    + r'|"(?:code|status)":\s*"?\d{3}\b|\bException: ',
+    re.I | re.M,
+)
 
 
 def _statuses(text: str) -> list[int]:
@@ -201,7 +211,7 @@ def _judge_resources(text: str, values: list[Any], f: Finding) -> bool:
     for kind, obj in resources:
         status = str(_field(obj, "status") or "").strip()
         name = _field(obj, "name") or _field(obj, "id") or "?"
-        f.evidence.append(f"{kind} {name}: status {status}")
+        f.evidence.append(_row_line(text, status) or f"{kind} {name}: status {status}")
         if kind == "image" and status.lower() != "active":
             f.add(
                 "image_not_active",
@@ -213,6 +223,14 @@ def _judge_resources(text: str, values: list[Any], f: Finding) -> bool:
             f.details.update(status=status, fault=_fault(_field(obj, "fault")))
             f.add("server_error_state", f"server {name} is {status}, not ACTIVE")
     return bool(resources)
+
+
+def _row_line(text: str, status: str) -> str | None:
+    """The printed line that shows a resource's status, if there is one."""
+    shown = re.compile(
+        rf'\|\s*{re.escape(status)}\s*\|\s*$|"status":\s*"{re.escape(status)}"', re.I
+    )
+    return next((ln.strip() for ln in text.splitlines() if shown.search(ln)), None)
 
 
 def _fault(fault: Any) -> str:
@@ -300,8 +318,8 @@ def _record(text: str, statuses: list[int], f: Finding) -> None:
     if ids:
         f.details["request_id"] = ids[0]
         f.hint(f"look up {ids[0]} in the service's log for the cause")
-    lines = [ln.strip() for ln in text.splitlines() if _CLI_ERROR.search(ln)]
-    f.evidence.extend(lines[:5])
+    lines = [ln.strip()[:300] for ln in text.splitlines() if _DECISIVE.search(ln)]
+    f.evidence.extend(ln for ln in lines[:8] if ln not in f.evidence)
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:

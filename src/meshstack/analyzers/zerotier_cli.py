@@ -100,6 +100,7 @@ class Network:
     name: str = ""
     dev: str = ""
     ips: list[str] | None = field(default_factory=list)  # None: cut off
+    line: str = ""  # as printed, for the finding's evidence
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Peer:
     address: str
     role: str
     link: str  # DIRECT, RELAY (via roots) or TCP (through the TCP relay)
+    line: str = ""
 
 
 @dataclass
@@ -114,10 +116,12 @@ class CliOutput:
     """Everything read from one artifact."""
 
     info: tuple[str, str, str] | None = None  # address, version, state
+    info_line: str = ""
+    network_list_line: str = ""  # the listnetworks header, as printed
     networks: list[Network] = field(default_factory=list)
     network_list_seen: bool = False
     peers: list[Peer] = field(default_factory=list)
-    tcp_note: bool = False
+    tcp_note: str = ""
     not_privileged: list[str] = field(default_factory=list)
     no_service: list[str] = field(default_factory=list)
 
@@ -195,22 +199,26 @@ def _read_text(text: str, out: CliOutput) -> None:
     fields = list(_DEFAULT_FIELDS)
     peers_table = False
     for line in text.splitlines():
+        networks, peers = len(out.networks), len(out.peers)
         if m := _INFO.match(line):
-            out.info = (m.group(1), m.group(2), m.group(3))
+            out.info, out.info_line = (m.group(1), m.group(2), m.group(3)), line.strip()
         elif m := _NETS.match(line):
             fields = _read_network_line(m.group(1) or "", out, fields)
+            out.network_list_line = out.network_list_line or line.strip()
         elif m := _LISTPEERS.match(line):
             _read_listpeers(m.group(1), out)
         elif _PEERS_HEADER.search(line):
             peers_table = True
         elif peers_table and (m := _PEER_ROW.match(line)):
             _read_peer_row(m, out)
+        for item in out.networks[networks:] + out.peers[peers:]:
+            item.line = line.strip()
         _read_failures(line, out)
 
 
 def _read_failures(line: str, out: CliOutput) -> None:
     if _TCP_NOTE.search(line):
-        out.tcp_note = True
+        out.tcp_note = line.strip()
     if _DENIED.match(line) or _TOKEN.search(line):
         out.not_privileged.append(line.strip())
     if _NO_SERVICE.search(line):
@@ -297,7 +305,7 @@ def _judge_info(out: CliOutput, f: Finding) -> None:
         return
     address, version, state = out.info
     f.details.update(node=address, version=version, state=state)
-    f.evidence.append(f"info {address} {version} {state}")
+    f.evidence.append(out.info_line or f"info {address} {version} {state}")
     if state == "TUNNELED":
         f.add(
             "degraded_tcp_relay",
@@ -320,7 +328,7 @@ def _judge_network(net: Network, node: str, ctx: Context, f: Finding) -> None:
         "ips": net.ips,
     }
     shown = ",".join(net.ips or []) or "-"
-    f.evidence.append(f"network {net.nwid} {net.status} {shown}")
+    f.evidence.append(net.line or f"network {net.nwid} {net.status} {shown}")
     if net.status in ("ACCESS_DENIED", "AUTHENTICATION_REQUIRED"):
         sso = net.status == "AUTHENTICATION_REQUIRED"
         hint = (
@@ -374,6 +382,8 @@ def _judge_peers(out: CliOutput, f: Finding) -> None:
     tcp = [p.address for p in out.peers if p.link == "TCP"]
     relayed = [p.address for p in out.peers if p.link == "RELAY" and p.role == "LEAF"]
     if out.tcp_note or tcp:
+        lines = [p.line for p in out.peers if p.link == "TCP" and p.line]
+        f.evidence.extend(lines + ([out.tcp_note] if out.tcp_note else []))
         f.add(
             "degraded_tcp_relay",
             "peers are reached through ZeroTier's TCP relay: let UDP 9993 through "
@@ -395,6 +405,7 @@ def _judge_output(out: CliOutput, ctx: Context, f: Finding) -> None:
         _judge_network(net, node, ctx, f)
     if out.network_list_seen and not out.networks:
         f.add("no_network_config", f"node {node} has joined no network")
+        f.evidence.append(out.network_list_line or "listnetworks: no network")
     _judge_peers(out, f)
     if out.no_service:
         f.add(
