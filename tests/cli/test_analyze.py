@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def meshstack(
     )
 
 
-def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     lines = result.stdout.splitlines()
     assert lines, f"no output; stderr: {result.stderr}"
     return [json.loads(line) for line in lines]

@@ -219,35 +219,38 @@ def judge_sample(
 
 def judge_rate(f: Finding, achieved: float | None, ctx: Context) -> None:
     """INVALID-RUN rate_out_of_tolerance, or context_missing without a target."""
-    if ctx.target_rps is None:
+    target = ctx.target_rps
+    if target is None or target <= 0:
         f.add(
             "context_missing",
-            "no target rate given: pass --target-rps N (and --tolerance) "
+            "no positive target rate given: pass --target-rps N (and --tolerance) "
             "to judge the achieved rate",
         )
         return
+    f.details.update(target_rps=target, tolerance=ctx.tolerance)
     if achieved is None:
         f.hint("the window spans no time, so no rate could be computed")
         return
-    target = ctx.target_rps
-    f.details.update(target_rps=target, tolerance=ctx.tolerance)
-    if target <= 0:
-        f.add("context_missing", f"target rate {target} is not positive: fix it")
-        return
     ratio = achieved / target
     f.details["ratio"] = round(ratio, 4)
-    if abs(ratio - 1.0) <= ctx.tolerance:
-        return
-    direction = "over" if ratio > 1.0 else "under"
-    hint = (
-        f"achieved {achieved:.3f} rps against a target of {target:g} rps "
-        f"({ratio:.4g}x, tolerance {ctx.tolerance:.0%}): the load is {direction}"
+    if abs(ratio - 1.0) > ctx.tolerance:
+        direction = "over" if ratio > 1.0 else "under"
+        hint = _rate_hint(achieved, target, ratio, ctx.tolerance, direction)
+        f.add("rate_out_of_tolerance", hint, direction=direction)
+
+
+def _rate_hint(
+    achieved: float, target: float, ratio: float, tolerance: float, direction: str
+) -> str:
+    why = (
+        "under-drive often means the server or the generator is the limit"
+        if direction == "under"
+        else "check the users' wait_time (constant_throughput is per user)"
     )
-    if direction == "under":
-        hint += "; under-drive often means the server or the generator is the limit"
-    else:
-        hint += "; check the users' wait_time (constant_throughput is per user)"
-    f.add("rate_out_of_tolerance", hint, direction=direction)
+    return (
+        f"achieved {achieved:.3f} rps against a target of {target:g} rps "
+        f"({ratio:.4g}x, tolerance {tolerance:.0%}): the load is {direction}; {why}"
+    )
 
 
 def _window_details(window: list[Sample], how: str) -> dict[str, Any]:

@@ -198,6 +198,31 @@ def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> No
         f.hint("the rate is not judged from a log: judge the *_stats_history.csv")
 
 
+def _judge_bad_cli(f: Finding, text: str) -> bool:
+    """HARNESS-ERROR bad_cli_combination when Locust refused its options."""
+    bad_cli = _first_line(_BAD_CLI, text)
+    if bad_cli is None:
+        return False
+    f.evidence.insert(0, bad_cli)
+    f.add(
+        "bad_cli_combination",
+        f"Locust refused its options ({bad_cli[:160]}): fix the command line "
+        "the harness builds for this load profile",
+    )
+    return True
+
+
+def _judge_cpu(f: Finding, text: str) -> None:
+    cpu = _first_line(_CPU, text)
+    if cpu is not None:
+        f.evidence.append(cpu)
+        f.add(
+            "generator_saturated",
+            "the load generator ran out of CPU: spread the users over more "
+            "worker processes (--processes) or machines",
+        )
+
+
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     text = evidence.text
     if detect(evidence) <= 0.0:
@@ -208,23 +233,9 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
         f.details["exit_code"] = code
         f.evidence.append(code_line or "")
     _record_checks(f, text)
-    bad_cli = _first_line(_BAD_CLI, text)
-    if bad_cli is not None:
-        f.evidence.insert(0, bad_cli)
-        f.add(
-            "bad_cli_combination",
-            f"Locust refused its options ({bad_cli[:160]}): fix the command line "
-            "the harness builds for this load profile",
-        )
+    if _judge_bad_cli(f, text):
         return f
-    cpu = _first_line(_CPU, text)
-    if cpu is not None:
-        f.evidence.append(cpu)
-        f.add(
-            "generator_saturated",
-            "the load generator ran out of CPU: spread the users over more "
-            "worker processes (--processes) or machines",
-        )
+    _judge_cpu(f, text)
     total, earlier = _total(stats_tables(text))
     if total is None:
         _judge_without_stats(f, text, code)

@@ -81,17 +81,23 @@ def _judge_rate(f: Finding, requests: int, ctx: Context) -> None:
     judge_rate(f, achieved, ctx)
 
 
-def judge(evidence: Evidence, ctx: Context) -> Finding:
-    table = read_table(evidence.text)
-    if table is None or not _is_stats(table):
-        return unrecognised(evidence, expected=NAME)
-    f = Finding(layer="load", kind=NAME)
+def _last_total(table: Table) -> tuple[str, list[str]] | None:
+    """The last total row whose request count can be read."""
     totals = [
         (line, row)
         for line, row in total_rows(table)
         if number(table.cell(row, "requests")) is not None
     ]
-    if not totals:
+    return totals[-1] if totals else None
+
+
+def judge(evidence: Evidence, ctx: Context) -> Finding:
+    table = read_table(evidence.text)
+    if table is None or not _is_stats(table):
+        return unrecognised(evidence, expected=NAME)
+    f = Finding(layer="load", kind=NAME)
+    total = _last_total(table)
+    if total is None:
         f.add(
             "min_sample",
             "the file has no readable total row (Aggregated): the run sent nothing "
@@ -100,15 +106,12 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
             min_sample=ctx.min_sample,
         )
         return f
-    line, row = totals[-1]
+    line, row = total
     requests = int(number(table.cell(row, "requests")) or 0)
-    failures = int(number(table.cell(row, "failures")) or 0)
     f.evidence.append(line)
     f.details["requests"] = requests
-    reported = number(table.cell(row, "reported_rps"))
-    if reported is not None:
-        f.details["reported_rps_unused"] = reported
-    _note_failures(f, table, failures)
+    f.details["reported_rps_unused"] = number(table.cell(row, "reported_rps"))
+    _note_failures(f, table, int(number(table.cell(row, "failures")) or 0))
     judge_sample(f, requests, ctx.min_sample, where="in the run")
     _judge_rate(f, requests, ctx)
     return f

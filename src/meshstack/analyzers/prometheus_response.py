@@ -85,11 +85,17 @@ def detect(evidence: Evidence) -> float:
 
 
 def _load(text: str) -> dict[str, Any] | None:
+    """The answer as a mapping, if the text is a whole Prometheus API answer."""
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    return doc if isinstance(doc, dict) and "status" in doc else None
+    if not isinstance(doc, dict) or doc.get("status") not in ("success", "error"):
+        return None
+    data = doc.get("data")
+    if "errorType" in doc or (isinstance(data, dict) and "resultType" in data):
+        return doc
+    return None
 
 
 def _labels(metric: object) -> str:
@@ -202,11 +208,16 @@ def _judge_values(f: Finding, series: list[Series], extra: dict[str, object]) ->
     objective = _objective(extra)
     if isinstance(objective, str):
         f.add("context_missing", objective)
-        return
-    if objective is None:
+    elif objective is None:
         f.hint("no objective given: values recorded, nothing judged against a bound")
-        return
-    op, bound = objective
+    else:
+        _judge_objective(f, numeric, *objective)
+
+
+def _judge_objective(
+    f: Finding, numeric: list[tuple[Series, float]], op: str, bound: float
+) -> None:
+    """FAIL objective_missed for every sample outside the bound."""
     f.details["objective"] = {"op": op, "bound": bound}
     missed = [(s, v) for s, v in numeric if not _OPS[op](v, bound)]
     if missed:
@@ -236,7 +247,7 @@ def _value_details(series: list[Series]) -> dict[str, Any]:
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     doc = _load(evidence.text)
-    if doc is None or detect(evidence) <= 0.0:
+    if doc is None:
         return unrecognised(evidence, expected=NAME)
     f = Finding(layer="slo", kind=NAME)
     warnings = doc.get("warnings")

@@ -267,8 +267,8 @@ def _print_human(out: TextIO, name: str, f: Finding) -> None:
 def _list_kinds(as_json: bool) -> int:
     for name, kind in sorted(analyzers.kinds().items()):
         if as_json:
-            row = {"kind": name, "layer": kind.layer, "summary": kind.summary}
-            row["directory"] = kind.directory
+            row: dict[str, object] = {"kind": name, "layer": kind.layer}
+            row.update(summary=kind.summary, directory=kind.directory)
             print(json.dumps(row))
         else:
             print(f"{name:22} {kind.layer:8} {kind.summary}")
