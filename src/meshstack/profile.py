@@ -240,7 +240,8 @@ def _check_layer(
     except ImportError:
         errors.append(
             f"{where}.provider: no provider {section['provider']!r} for layer {layer} "
-            f"(expected module meshstack.providers.{layer}_{section['provider']})"
+            f"(expected module meshstack.providers.{layer}_{section['provider']}, "
+            "or package.module: for one of another package)"
         )
         return section
     schema = getattr(module, "SETTINGS_SCHEMA", None)

@@ -92,9 +92,21 @@ def pytest_configure(config: pytest.Config) -> None:
     run = MeshstackRun(config, settings)
     config.stash[SESSION] = run
     if run.worker:
+        # xdist derives a worker's grouping from its own arguments, which do not
+        # carry the controller's choice: take it from the controller.
+        if config.workerinput.get("meshstack_loadgroup"):  # type: ignore[attr-defined]
+            config.option.loadgroup = True
         return
     _prepare(run)
     _CURRENT.append(run)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each xdist worker whether tests are scheduled by layer group."""
+    if node.config.stash.get(SESSION, None) is not None:
+        dist = getattr(node.config.option, "dist", "no")
+        node.workerinput["meshstack_loadgroup"] = dist == "loadgroup"
 
 
 def _prepare(run: MeshstackRun) -> None:

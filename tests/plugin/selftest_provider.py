@@ -1,0 +1,58 @@
+"""A provider for the plugin's self-tests: it builds nothing, and says what it did.
+
+Each call (provision, probe, teardown) is appended as one JSON line to the file
+named by the ``journal`` setting, with the process id and xdist worker, so a test
+can count how often the stack was built and by whom. ``verdict`` and ``reasons``
+settings choose what its probe reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from meshstack.providers.base import Provider
+from meshstack.verdicts import Finding
+
+
+class SelfTestProvider(Provider):
+    layer = "any"
+
+    @property
+    def layer_name(self) -> str:
+        return str(self.settings["layer"])
+
+    def _journal(self, event: str) -> None:
+        line = {
+            "layer": self.layer_name,
+            "event": event,
+            "pid": os.getpid(),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        }
+        with open(self.settings["journal"], "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+    @property
+    def state(self) -> Any:
+        return self.ctx.state(self.layer_name)
+
+    def provision(self) -> None:
+        self._journal("provision")
+        self.ctx.record(self.layer_name, "thing", f"{self.layer_name}-1")
+        self.state.outputs["made"] = True
+        self.ctx.save()
+
+    def probe(self) -> Finding:
+        self._journal("probe")
+        f = Finding(layer=self.layer_name)
+        for code in self.settings.get("reasons", []):
+            f.add(code, f"self-test says {code}")
+        return f
+
+    def teardown(self) -> None:
+        self._journal("teardown")
+        self.ctx.forget(self.layer_name, "thing", f"{self.layer_name}-1")
+
+
+PROVIDER = SelfTestProvider

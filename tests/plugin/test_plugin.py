@@ -1,0 +1,300 @@
+"""The plugin's options, gating, outcomes and xdist behaviour, run through pytester.
+
+Each test builds a small harness checkout (a profile, suites per layer) whose layers
+use the self-test provider, so what is judged here is the plugin, not a stack.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROVIDER = "tests.plugin.selftest_provider:"
+
+
+@pytest.fixture
+def harness(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.syspath_prepend(str(REPO))
+    for name in ("MESHSTACK_STACK", "MESHSTACK_KEEP_STACK", "MESHSTACK_STACK_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester
+
+
+def write_profile(
+    p: pytest.Pytester, reasons: dict[str, list[str]] | None = None
+) -> Path:
+    reasons = reasons or {}
+    journal = p.path / "journal.jsonl"
+    layers = {
+        layer: {
+            "provider": PROVIDER,
+            "layer": layer,
+            "journal": str(journal),
+            "reasons": reasons.get(layer, []),
+        }
+        for layer in ("cloud", "cluster", "mesh")
+    }
+    (p.path / "stacks").mkdir(exist_ok=True)
+    profile = p.path / "stacks" / "local.yaml"
+    profile.write_text(json.dumps({"name": "selftest", "layers": layers}))
+    return journal
+
+
+def write_suites(p: pytest.Pytester, body: str = "") -> None:
+    for layer in ("cloud", "cluster", "mesh"):
+        d = p.path / "suites" / layer
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"test_{layer}.py").write_text(
+            textwrap.dedent(
+                f"""
+                import os
+                from meshstack.pytest import judge
+
+                def test_{layer}_holds(stack):
+                    prov = stack.provider("{layer}")
+                    with open(os.path.join(os.path.dirname(__file__), "..", "..", "ran.txt"), "a") as fh:
+                        fh.write("{layer} " + os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+                    judge(prov.probe())
+                """
+            )
+            + textwrap.dedent(body)
+        )
+
+
+def journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_bare_run_with_no_stack_to_attach_to_says_to_pass_stack_fresh(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness)
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no stack to attach to*--stack=fresh*"])
+
+
+def test_keep_stack_with_existing_is_refused_at_parse_time(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness)
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=existing", "--keep-stack")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--keep-stack with --stack=existing*"])
+
+
+def test_an_unknown_mode_names_the_flag_and_the_choices(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness)
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=sometimes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--stack='sometimes': expected one of fresh, reuse, existing*"]
+    )
+
+
+def test_the_flag_wins_over_the_environment_and_the_environment_over_ini(
+    harness: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_profile(harness)
+    write_suites(harness)
+    harness.makeini("[pytest]\nmeshstack_stack = bogus-from-ini\n")
+    assert harness.runpytest_subprocess("suites").ret == pytest.ExitCode.USAGE_ERROR
+    monkeypatch.setenv("MESHSTACK_STACK", "bogus-from-env")
+    result = harness.runpytest_subprocess("suites")
+    result.stderr.fnmatch_lines(["*MESHSTACK_STACK='bogus-from-env'*"])
+    result = harness.runpytest_subprocess("suites", "--stack=fresh")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+
+
+def test_a_broken_profile_names_the_file_the_key_and_what_was_expected(
+    harness: pytest.Pytester,
+) -> None:
+    write_suites(harness)
+    (harness.path / "stacks").mkdir()
+    (harness.path / "stacks" / "local.yaml").write_text(
+        "name: broken\nlayers:\n  cloud: {provider: 7}\n  clowd: {provider: x}\n"
+    )
+    result = harness.runpytest_subprocess("suites", "--stack=fresh")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "stacks/local.yaml" in err
+    assert "layers.cloud.provider: expected str, found 7" in err
+    assert "layers.clowd: unknown key" in err
+
+
+def test_a_fresh_run_builds_every_layer_once_and_removes_it_after(
+    harness: pytest.Pytester,
+) -> None:
+    log = write_profile(harness)
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh")
+    result.assert_outcomes(passed=3)
+    events = [(e["layer"], e["event"]) for e in journal(log)]
+    assert events.count(("cloud", "provision")) == 1
+    assert [e for e in events if e[1] == "teardown"] == [
+        ("mesh", "teardown"),
+        ("cluster", "teardown"),
+        ("cloud", "teardown"),
+    ]
+    assert not (harness.path / ".meshstack" / "state.json").exists()
+
+
+def test_a_kept_stack_is_attached_to_by_a_later_existing_run(
+    harness: pytest.Pytester,
+) -> None:
+    log = write_profile(harness)
+    write_suites(harness)
+    harness.runpytest_subprocess(
+        "suites", "--stack=fresh", "--keep-stack"
+    ).assert_outcomes(passed=3)
+    assert (harness.path / ".meshstack" / "state.json").exists()
+    harness.runpytest_subprocess("suites/mesh").assert_outcomes(passed=1)
+    provisions = [e for e in journal(log) if e["event"] == "provision"]
+    assert len(provisions) == 3
+    assert not [e for e in journal(log) if e["event"] == "teardown"]
+    refused = harness.runpytest_subprocess("suites", "--stack=fresh")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*records a stack kept by run*meshstack down*"])
+
+
+def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
+    harness: pytest.Pytester,
+) -> None:
+    log = write_profile(harness, {"cluster": ["node_not_ready"]})
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rs")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED: mesh needs cluster, which is FAIL (node_not_ready)*"]
+    )
+    # Nothing is built above a failed layer.
+    assert ("mesh", "provision") not in [(e["layer"], e["event"]) for e in journal(log)]
+
+
+def test_gating_holds_when_only_an_upper_suite_is_collected(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness, {"cloud": ["server_unreachable"]})
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites/mesh", "--stack=fresh", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED: mesh needs cloud, which is FAIL (server_unreachable)*"]
+    )
+    # Only blocked checks ran, so the run must still fail: it judged nothing.
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_under_two_workers_the_stack_is_built_once_and_both_workers_run_checks(
+    harness: pytest.Pytester,
+) -> None:
+    log = write_profile(harness)
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh", "-n", "2")
+    result.assert_outcomes(passed=3)
+    provisions = [e for e in journal(log) if e["event"] == "provision"]
+    assert len(provisions) == 3
+    assert {e["worker"] for e in provisions} == {"main"}
+    workers = {
+        line.split()[1] for line in (harness.path / "ran.txt").read_text().splitlines()
+    }
+    assert workers == {"gw0", "gw1"}
+
+
+def test_gating_holds_across_workers(harness: pytest.Pytester) -> None:
+    write_profile(harness, {"cluster": ["node_not_ready"]})
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh", "-n", "2", "-rs")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*BLOCKED: mesh needs cluster*"])
+
+
+def test_a_dependency_chain_within_one_layer_is_honoured_under_two_workers(
+    harness: pytest.Pytester,
+) -> None:
+    """C28: pytest-dependency only sees its own process; a layer stays on one worker."""
+    write_profile(harness)
+    write_suites(
+        harness,
+        body="""
+        import pytest
+
+        @pytest.mark.dependency(name="first")
+        def test_first(stack):
+            pass
+
+        @pytest.mark.dependency(depends=["first"])
+        def test_second(stack):
+            pass
+
+        @pytest.mark.dependency(depends=["first"])
+        def test_third(stack):
+            pass
+        """,
+    )
+    result = harness.runpytest_subprocess(
+        "suites", "--stack=fresh", "-n", "2", "-p", "dependency"
+    )
+    result.assert_outcomes(passed=12)
+    assert "pytest-dependency" not in result.stdout.str()
+
+
+def test_verdicts_map_to_outcomes(harness: pytest.Pytester) -> None:
+    write_profile(harness)
+    write_suites(harness)
+    (harness.path / "suites" / "cloud" / "test_outcomes.py").write_text(
+        textwrap.dedent(
+            """
+            from meshstack.pytest import judge
+            from meshstack.verdicts import Finding
+
+            def f(code):
+                x = Finding(layer="cloud")
+                x.add(code)
+                return x
+
+            def test_warn(stack):
+                judge(f("degraded_tcp_relay"))
+
+            def test_fail(stack):
+                judge(f("server_unreachable"))
+
+            def test_inconclusive(stack):
+                judge(f("no_data"))
+
+            def test_invalid_run(stack):
+                judge(f("min_sample"))
+
+            def test_harness_error(stack):
+                judge(f("credentials_missing"))
+            """
+        )
+    )
+    result = harness.runpytest_subprocess("suites/cloud", "--stack=fresh")
+    result.assert_outcomes(passed=2, failed=3, errors=1, warnings=1)
+    out = result.stdout.str()
+    assert "INCONCLUSIVE" in out and "INVALID-RUN" in out and "HARNESS-ERROR" in out
+
+
+def test_self_tests_outside_suites_leave_the_stack_alone(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness)
+    harness.makepyfile(test_plain="def test_x():\n    assert True\n")
+    result = harness.runpytest_subprocess("test_plain.py")
+    result.assert_outcomes(passed=1)
