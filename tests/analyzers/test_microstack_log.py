@@ -191,6 +191,24 @@ def test_detector_scores_zero_on_other_kinds(label: str, text: str):
     assert ml.detect(Evidence(text, name=label)) == 0.0
 
 
+def _other_teams_fixtures() -> list[Path]:
+    mine = {HERE.name, *OTHER_KINDS}
+    return [
+        p
+        for d in sorted(DATA.iterdir())
+        if d.is_dir() and d.name not in mine
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", _other_teams_fixtures(), ids=lambda p: str(p.relative_to(DATA))
+)
+def test_detector_never_claims_another_kinds_fixture(path: Path):
+    assert ml.detect(Evidence.from_path(path)) < 0.5
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in HERE.iterdir()))
 def test_judge_never_raises_on_any_prefix_of_a_fixture(name: str):
     text = (HERE / name).read_text()

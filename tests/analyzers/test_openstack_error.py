@@ -140,6 +140,18 @@ def test_a_server_in_error_fails_with_its_fault():
     assert "Failed to allocate the network(s)" in f.details["fault"]
 
 
+def test_a_fault_that_timed_out_is_the_servers_state_not_an_unreachable_api():
+    text = (
+        (HERE / "server-error-fault.json")
+        .read_text()
+        .replace("Failed to allocate the network(s)", "Timed out waiting for a reply")
+    )
+
+    f = oe.judge(Evidence(text), Context())
+
+    assert f.reasons == ["server_error_state"]
+
+
 def test_an_active_server_passes():
     assert judged("server-active.json").verdict is Verdict.PASS
 
@@ -202,6 +214,24 @@ def _other_inputs() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("label", "text"), _other_inputs())
 def test_detector_scores_zero_on_other_kinds(label: str, text: str):
     assert oe.detect(Evidence(text, name=label)) == 0.0
+
+
+def _other_teams_fixtures() -> list[Path]:
+    mine = {HERE.name, *OTHER_KINDS}
+    return [
+        p
+        for d in sorted(DATA.iterdir())
+        if d.is_dir() and d.name not in mine
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", _other_teams_fixtures(), ids=lambda p: str(p.relative_to(DATA))
+)
+def test_detector_never_claims_another_kinds_fixture(path: Path):
+    assert oe.detect(Evidence.from_path(path)) < 0.5
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in HERE.iterdir()))

@@ -103,10 +103,13 @@ _POLICY = re.compile(
     r"not authorized to perform the requested action",
     re.I,
 )
+# Connection-level failures only: a fault that says a build "timed out waiting for"
+# something is the server's state, not an unreachable API.
 _UNREACHABLE = re.compile(
     r"Unable to establish connection to (\S+?):\s|Failed to discover available identity"
-    r" versions when contacting (\S+?)\.?\s|Connection refused|timed out"
-    r"|Name or service not known|Temporary failure in name resolution",
+    r" versions when contacting (\S+?)\.?\s|Connection (?:refused|timed out|reset)"
+    r"|Read timed out|ConnectTimeout|No route to host|Name or service not known"
+    r"|Temporary failure in name resolution",
     re.I,
 )
 _UNAVAILABLE = {502, 503, 504}
