@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,18 @@ def test_an_explicit_window_is_used_as_given() -> None:
     assert f.details["window"]["start"] == 1796400710
     assert f.details["window"]["end"] == 1796400720
     assert f.details["window"]["chosen"] == "window given"
+
+
+def test_a_window_given_as_rfc3339_times_is_the_same_window() -> None:
+    window = {
+        "window_start": "2026-12-04T16:11:50+00:00",
+        "window_end": datetime(2026, 12, 4, 16, 12, 0, tzinfo=UTC),
+    }
+
+    f = judge("healthy_20rps_ramp_then_plateau.csv", target_rps=20, extra=window)
+
+    assert f.details["window"]["start"] == 1796400710
+    assert f.details["window"]["end"] == 1796400720
 
 
 def test_without_a_target_the_verdict_is_inconclusive_naming_the_option() -> None:

@@ -7,6 +7,7 @@ described in the analyzer tests beside them).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,19 @@ def test_an_empty_directory_is_reported_not_skipped(tmp_path: Path) -> None:
     assert result.returncode == 3
     [row] = json_lines(result)
     assert row["verdict"] == "HARNESS-ERROR"
+
+
+def test_a_special_file_in_a_directory_is_reported_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    shutil.copy(HEALTHY_LOG, tmp_path / "run.log")
+
+    result = meshstack(tmp_path, "--json")
+
+    assert result.returncode == 3
+    pipe, log = json_lines(result)
+    assert pipe["verdict"] == "HARNESS-ERROR"
+    assert "not a regular file" in pipe["hints"][0]
+    assert log["verdict"] == "PASS"
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,9 @@ class Result:
 
     def describe(self) -> str:
         where = "/".join(self.worker) if self.worker else "unknown worker"
-        return f"{self.file}: {self.full_name or self.name} {self.status} [{where}]"
+        params = ",".join(f"{k}={v}" for k, v in self.parameters)
+        test = (self.full_name or self.name) + (f"[{params}]" if params else "")
+        return f"{self.file}: {test} {self.status} [{where}]"
 
 
 def _result_files(path: Path | None) -> list[Path]:

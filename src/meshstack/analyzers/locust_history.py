@@ -14,7 +14,8 @@ Columns are found by header name, never by position, because Locust renamed them
   Total Request Count,Total Failure Count,Total Median Response Time,...``.
 
 The steady window is, in order of preference: ``Context.extra["window_start"]`` /
-``["window_end"]`` (epoch seconds, as in the Timestamp column); the rows from
+``["window_end"]`` (epoch seconds as in the Timestamp column, or times with a UTC
+offset: datetimes or RFC 3339 text); the rows from
 ``Context.extra["ramp"]`` seconds after the first row; else the rows where the user
 count sits at its maximum (the plateau); else, with no user count, the whole file.
 """
@@ -25,6 +26,7 @@ import csv
 import logging
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
@@ -158,11 +160,28 @@ def _samples(table: Table) -> tuple[list[Sample], int]:
 
 
 def _extra_seconds(extra: dict[str, object], *keys: str) -> float | None:
+    """A number of seconds, or a time (datetime, RFC 3339 text) as epoch seconds."""
     for key in keys:
         value = extra.get(key)
-        if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
+        if isinstance(value, str):
+            value = _parse_time(value)
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.timestamp()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
     return None
+
+
+def _parse_time(text: str) -> datetime | float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
 
 
 def steady_window(
