@@ -89,7 +89,9 @@ def _json_stream(text: str, report: Report) -> str:
             if text[pos] == "{" and _salvage_json(text[pos:], report):
                 return ""
             break
+        first = len(report.checks)
         _read_json_document(doc, report)
+        _cite_json_lines(report.checks[first:], text[pos:end])
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1
@@ -110,7 +112,9 @@ def _salvage_json(text: str, report: Report) -> bool:
         except ValueError:
             continue
         before = [name for start, name in categories if start < m.start()]
-        report.checks.append(_json_check(before[-1] if before else "", item))
+        check = _json_check(before[-1] if before else "", item)
+        check.lines = _object_lines(m.group(0))
+        report.checks.append(check)
         found += 1
     if found:
         report.json_documents += 1
@@ -119,6 +123,22 @@ def _salvage_json(text: str, report: Report) -> bool:
         if success:
             report.statuses.append(success.group(1) == "true")
     return bool(found)
+
+
+def _object_lines(raw: str) -> list[str]:
+    """The lines of one check object that name it, its error and its result."""
+    keys = ('"description"', '"error"', '"result"')
+    lines = [ln.strip() for ln in raw.splitlines() if any(k in ln for k in keys)]
+    return lines or [raw.strip()]
+
+
+def _cite_json_lines(checks: list[Check], raw: str) -> None:
+    """Point each check's evidence at its own lines of the document as printed."""
+    objects = list(_JSON_CHECK.finditer(raw))
+    if len(objects) != len(checks):  # an unusual layout: keep the summaries
+        return
+    for check, m in zip(checks, objects, strict=True):
+        check.lines = _object_lines(m.group(0))
 
 
 def _read_json_document(doc: object, report: Report) -> None:
