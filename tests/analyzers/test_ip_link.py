@@ -161,6 +161,35 @@ def test_only_large_sizes_lost_with_nothing_smaller_tried_is_not_unreachable():
     assert f.verdict is Verdict.INCONCLUSIVE
 
 
+def test_one_line_ip_link_output_is_read_like_the_multi_line_form():
+    text = (
+        "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1448 qdisc fq_codel state UP"
+        " mode DEFAULT group default qlen 1000\\    link/ether 52:54:00:12:34:56\n"
+        "3: zt5u4y6ejv: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 2800 qdisc fq_codel"
+        " state UNKNOWN mode DEFAULT\\    link/ether 32:ab:cd:ef:01:23\n"
+    )
+
+    f = il.judge(Evidence(text), Context())
+
+    assert f.details["zerotier"] == {"zt5u4y6ejv": 2800}
+    assert f.details["predicted_max_payload"] == 1354
+
+
+def test_a_macos_feth_interface_counts_as_zerotier():
+    text = (
+        "en0: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n"
+        "\tinet 192.0.2.5 netmask 0xffffff00 broadcast 192.0.2.255\n"
+        "feth3056: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 2800\n"
+        "\tinet 10.202.81.20 netmask 0xffffff00 broadcast 10.202.81.255\n"
+    )
+
+    f = il.judge(Evidence(text), Context())
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["zerotier"] == {"feth3056": 2800}
+    assert f.details["underlay"] == {"en0": 1500}
+
+
 def test_case_c12_interface_alone_is_inconclusive_and_leaves_arp_to_the_lb_check():
     f = judged("c12-ifconfig-arping.txt")
 

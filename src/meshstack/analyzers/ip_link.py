@@ -88,6 +88,7 @@ ZT_PHYS_PAYLOAD = 1432  # ZT_DEFAULT_PHYSMTU: largest UDP payload ZeroTier sends
 IPV4_UDP = 28
 ICMP_IPV4 = 28  # what a ping payload adds to make an IPv4 packet
 ZT_MIN_MTU = 1280
+_ZT_NAME = re.compile(r"^(zt|feth\d+$)")
 ENCAP = {"flannel.1": 50, "flannel-wg": 80, "cni0": 50, "FLANNEL_MTU": 50}
 
 
@@ -214,7 +215,8 @@ def parse(text: str) -> Capture:
 
 
 def _zerotier(cap: Capture) -> dict[str, int]:
-    return {n: lk.mtu for n, lk in cap.links.items() if n.startswith("zt") and lk.mtu}
+    """ZeroTier's interfaces: zt* on Linux and Windows, feth<N> on macOS."""
+    return {n: lk.mtu for n, lk in cap.links.items() if _ZT_NAME.match(n) and lk.mtu}
 
 
 def _underlay(cap: Capture) -> dict[str, int]:
