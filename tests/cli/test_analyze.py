@@ -167,6 +167,19 @@ def test_usage_errors_exit_4_and_say_what_was_wrong(
     assert named in result.stderr
 
 
+def test_now_is_the_judging_time_and_defaults_to_the_clock() -> None:
+    # The issuer in this linkerd-check fixture expires on 2024-01-05T00:00:00Z.
+    issuer = DATA / "linkerd-check" / "issuer_expiring_warning_short.txt"
+
+    before = json_lines(meshstack(issuer, "--now", "2020-01-01T00:00:00Z", "--json"))
+    after = json_lines(meshstack(issuer, "--now", "2024-01-04T00:00:00Z", "--json"))
+    clock = json_lines(meshstack(issuer, "--json"))
+
+    assert "identity_issuer_expiring" not in before[0]["reasons"]
+    assert after[0]["reasons"] == ["identity_issuer_expiring"]
+    assert clock[0]["reasons"] == ["identity_issuer_expiring"]
+
+
 def test_a_missing_file_among_good_ones_judges_none_of_them() -> None:
     result = meshstack(HEALTHY_LOG, "does-not-exist.csv", "--json")
 

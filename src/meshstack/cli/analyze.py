@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -89,6 +89,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "analyze",
         help="judge captured artifacts (logs, CLI output, CSV, JSON, allure-results)",
         description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog="exit status: 0 all PASS/WARN, 1 any FAIL/INCONCLUSIVE/INVALID-RUN, "
+        "3 any HARNESS-ERROR, 4 usage error. Context for analyzers: --extra "
+        'objective=\'{"op": ">=", "bound": 0.99}\', window=5m, '
+        "scrape_interval=15s, ramp=30, window_start=..., duration=60, "
+        "expected_results=N",
     )
     p.add_argument("inputs", nargs="*", metavar="FILE|DIR|-")
     p.add_argument("--kind", help="judge every input as this kind (see --list-kinds)")
@@ -112,9 +117,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
-def _parse_now(text: str | None) -> datetime | None:
+def _parse_now(text: str | None) -> datetime:
+    """The judging time: --now, else the clock (analyzers never read the clock)."""
     if text is None:
-        return None
+        return datetime.now(UTC)
     try:
         when = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
