@@ -216,6 +216,9 @@ def _no_rows(evidence: Evidence) -> Finding:
     return f
 
 
+# TODO: objectives apply to every row alike; a per-workload bound (the web demo at
+# 99%, emojivoto's voting judged on its own routes) needs route-level evidence
+# this table does not carry, so such rows can only be judged by the caller.
 def _objectives(ctx: Context, f: Finding) -> dict[str, float]:
     raw = ctx.extra.get("objectives") or {}
     out: dict[str, float] = {}
