@@ -198,6 +198,14 @@ def test_case_c12_interface_alone_is_inconclusive_and_leaves_arp_to_the_lb_check
     assert any("l2_arp_unreliable_on_overlay" in h for h in f.hints)
 
 
+def test_case_c12_with_its_underlay_and_a_ping_passes_and_still_defers_arp():
+    f = judged("c12-with-underlay-and-peer-ping.txt")
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["pings"]["198.51.100.2"] == {1366: "passed"}
+    assert any("l2_arp_unreliable_on_overlay" in h for h in f.hints)
+
+
 def test_a_capture_without_any_zerotier_interface_is_inconclusive():
     text = "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc mq state UP\n"
 
