@@ -148,6 +148,7 @@ PROFILE_SPEC: Spec = {
     "keys": {
         "name": {"type": "str", "required": True},
         "description": {"type": "str"},
+        "extends": {"type": "path"},
         "local_stack": {
             "type": "dict",
             "keys": {"root": {"type": "path", "required": True}},
@@ -225,6 +226,39 @@ def load_profile(path: Path, provider_schemas: bool = True) -> Profile:
         profile.local_root = profile.resolve(local["root"])
     profile.load_profiles = _load_profiles(profile, layers.get("load"))
     return profile
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The profile, laid over the profile it ``extends`` (mappings merge, lists replace).
+
+    Paths in the base keep meaning what they meant there: both files must sit in
+    the same folder.
+    """
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: expected a mapping at the top, found {_describe(data)}")
+    base_name = data.get("extends")
+    if base_name is None:
+        return data
+    base_path = (path.parent / str(base_name)).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ProfileError(f"{path}: extends: {base_name} extends itself, directly or not")
+    if base_path.parent != path.resolve().parent:
+        raise ProfileError(
+            f"{path}: extends: expected a profile in the same folder, found {base_name}"
+        )
+    base = _read_with_base(base_path, (*seen, path.resolve()))
+    merged = _merge(base, {k: v for k, v in data.items() if k != "extends"})
+    return merged
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base.get(key), value) if key in base else value
+        return out
+    return over
 
 
 def _check_layer(
