@@ -250,6 +250,9 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
         workers=len({r.worker for r in results if r.worker}),
     )
     if unreadable:
+        # TODO: a result file that is not JSON is a result the report will lose,
+        # yet no code in the vocabulary says "lost" (report_collapsed means merged),
+        # so this is only a hint and such a directory can still PASS.
         f.details["unreadable"] = unreadable[:_MAX_EVIDENCE]
         f.hint(f"{len(unreadable)} result files could not be read as JSON")
     _judge_collapse(f, results, ctx)
