@@ -86,3 +86,43 @@ def webdemo_behind_proxy() -> Iterator[dict[str, int]]:
     ):
         wait_listening(inbound)
         yield {"app": app, "inbound": inbound, "admin": admin}
+
+
+@contextlib.contextmanager
+def prometheus_running(root: Path) -> Iterator[dict[str, object]]:
+    """The real Prometheus on a free loopback port, its state under ``root``."""
+    from meshstack.local import prometheus
+    from meshstack.local.env import LocalEnv
+
+    env = LocalEnv(root)
+    listen = f"127.0.0.1:{free_port()}"
+    facts = prometheus.start(env, listen=listen, interval=1)
+    try:
+        yield {**facts, "env": env, "listen": listen}
+    finally:
+        prometheus.stop(env, listen=listen)
+
+
+@contextlib.contextmanager
+def emojivoto_behind_proxy() -> Iterator[dict[str, int]]:
+    """emojivoto's three services on loopback, web behind the proxy twin."""
+    emoji, voting, web, inbound, admin = (free_port() for _ in range(5))
+    web_env = {
+        "WEB_PORT": str(web),
+        "EMOJISVC_HOST": f"127.0.0.1:{emoji}",
+        "VOTINGSVC_HOST": f"127.0.0.1:{voting}",
+    }
+    proxy_env = {
+        "MESHSTACK_INBOUND": f"{inbound}:{web}",
+        "MESHSTACK_ADMIN_PORT": str(admin),
+    }
+    with (
+        serving("meshstack.demoapps.emojivoto.emoji", {"GRPC_PORT": str(emoji)}, emoji),
+        serving(
+            "meshstack.demoapps.emojivoto.voting", {"GRPC_PORT": str(voting)}, voting
+        ),
+        serving("meshstack.demoapps.emojivoto.web", web_env, web),
+        serving("meshstack.twin.proxy", proxy_env, admin),
+    ):
+        wait_listening(inbound)
+        yield {"web": web, "inbound": inbound, "admin": admin}
