@@ -251,15 +251,24 @@ class Finding:
 
 
 def merge(layer: str, findings: Iterable[Finding], kind: str = "") -> Finding:
-    """One finding that carries every reason, hint and piece of evidence of many."""
+    """One finding that carries every reason, hint and piece of evidence of many.
+
+    Its verdict is the most severe of theirs, so a code a tool printed at a lower
+    severity (an override) keeps that severity after merging.
+    """
     out = Finding(layer=layer, kind=kind)
+    verdicts = []
     for f in findings:
+        verdicts.append(f.verdict)
         for code in f.reasons:
             out.add(code)
         for h in f.hints:
             out.hint(h)
         out.evidence.extend(e for e in f.evidence if e not in out.evidence)
         out.details.update(f.details)
+    worst = max(verdicts, key=lambda v: v.severity, default=Verdict.PASS)
+    if worst is not out.verdict:
+        out.verdict_override = worst
     return out
 
 
