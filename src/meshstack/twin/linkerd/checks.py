@@ -68,7 +68,8 @@ class Checker:
         success = True
         deadline = time.monotonic() + self.wait
         for category, specs in categories:
-            for spec in specs:
+            # a category may depend on the cluster (CNI): resolved when reached
+            for spec in specs(self) if callable(specs) else specs:
                 result = self._one(category, spec, deadline)
                 observe(result)
                 if result.failed:

@@ -218,7 +218,7 @@ def _core_categories(args: argparse.Namespace, c: Checker) -> list:
     if args.pre:
         return [*cats, catalog.pre_setup(), VERSION]
     cats += [catalog.existence_checks(), catalog.config_checks()]
-    cats.append(("linkerd-cni-plugin", []))  # filled once the config is readable
+    cats.append(("linkerd-cni-plugin", _cni_specs))
     cats += [catalog.identity_checks(), catalog.webhook_checks(), VERSION]
     cats.append(
         dataplane.data_plane_checks() if args.proxy else dataplane.version_checks()
@@ -252,10 +252,6 @@ def check(
 
 
 def _run_group(args, c: Checker, cats: list, out: TextIO, core: bool) -> bool:
-    cats = [
-        (name, _cni_specs(c) if name == "linkerd-cni-plugin" else specs)
-        for name, specs in cats
-    ]
     if args.output == "json":
         results: list[output.Result] = []
         ok = c.run(cats, results.append)
