@@ -126,7 +126,38 @@ class Stack:
             results[layer] = finding = self._bring_up(layer)
             self.timings[layer] = clock.monotonic() - started
             self._record(layer, finding)
+        self._second_looks(results)
         return results
+
+    def _second_looks(self, results: dict[str, Finding]) -> None:
+        """Probe again the layers that can only be fully judged once a later one is up.
+
+        The mesh is the example: whether the applications' pods carry the proxy is
+        the mesh's claim, but it can only be seen once the apps are deployed. A layer
+        found unhealthy then blocks every layer above it, as at first sight.
+        """
+        for layer in INFRA_LAYERS:
+            prov = self._providers.get(layer)
+            after = getattr(prov, "judged_again_after", None)
+            if (
+                prov is None
+                or after not in results
+                or not results[layer].verdict.healthy
+            ):
+                continue
+            if not results[after].verdict.healthy:
+                continue
+            self._progress(layer, f"probing again now that {after} is up")
+            finding = prov.probe()
+            results[layer] = finding
+            self._record(layer, finding)
+            if finding.verdict.healthy:
+                continue
+            for above in INFRA_LAYERS[INFRA_LAYERS.index(layer) + 1 :]:
+                block = self.blocked(above)
+                if above in self.state.health and block is not None:
+                    self._record(above, _blocked_finding(above, block))
+            return
 
     def _bring_up(self, layer: str) -> Finding:
         try:
