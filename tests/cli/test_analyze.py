@@ -155,6 +155,7 @@ def test_a_harness_error_outranks_a_failure_among_many_inputs() -> None:
         ([str(HEALTHY_LOG), "--kind", "locust-diary"], "locust-history"),
         ([str(HEALTHY_LOG), "--tolerance", "five"], "--tolerance"),
         ([], "no input"),
+        (["-", "-"], "stdin"),
     ],
 )
 def test_usage_errors_exit_4_and_say_what_was_wrong(
@@ -195,6 +196,19 @@ def test_input_not_of_the_named_kind_is_unrecognised() -> None:
     [row] = json_lines(result)
     assert row["reasons"] == ["unrecognised_input"]
     assert row["layer"] == "unknown"
+
+
+def test_a_named_kind_applies_to_every_file_of_a_directory(tmp_path: Path) -> None:
+    shutil.copy(HEALTHY_HISTORY, tmp_path / "a.csv")
+    shutil.copy(HEALTHY_LOG, tmp_path / "b.log")
+
+    result = meshstack(tmp_path, "--kind", "locust-history", "--json")
+
+    history, log = json_lines(result)
+    assert history["kind"] == "locust-history"
+    assert history["reasons"] == ["context_missing"]
+    assert log["reasons"] == ["unrecognised_input"]
+    assert result.returncode == 3
 
 
 def test_an_empty_directory_is_reported_not_skipped(tmp_path: Path) -> None:
