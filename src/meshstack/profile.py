@@ -201,11 +201,7 @@ class Profile:
 def load_profile(path: Path, provider_schemas: bool = True) -> Profile:
     """Read and validate a stack profile and the load profiles it names."""
     path = Path(path)
-    data = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"{path}: expected a mapping at the top, found {_describe(data)}"
-        )
+    data = _read_with_base(path, seen=())
     errors: list[str] = []
     data = check(data, PROFILE_SPEC, "", errors)
     layers: dict[str, dict[str, Any]] = {}
@@ -236,13 +232,17 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """
     data = _read_yaml(path)
     if not isinstance(data, dict):
-        raise ProfileError(f"{path}: expected a mapping at the top, found {_describe(data)}")
+        raise ProfileError(
+            f"{path}: expected a mapping at the top, found {_describe(data)}"
+        )
     base_name = data.get("extends")
     if base_name is None:
         return data
     base_path = (path.parent / str(base_name)).resolve()
     if base_path in seen or base_path == path.resolve():
-        raise ProfileError(f"{path}: extends: {base_name} extends itself, directly or not")
+        raise ProfileError(
+            f"{path}: extends: {base_name} extends itself, directly or not"
+        )
     if base_path.parent != path.resolve().parent:
         raise ProfileError(
             f"{path}: extends: expected a profile in the same folder, found {base_name}"

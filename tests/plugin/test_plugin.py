@@ -298,3 +298,38 @@ def test_self_tests_outside_suites_leave_the_stack_alone(
     harness.makepyfile(test_plain="def test_x():\n    assert True\n")
     result = harness.runpytest_subprocess("test_plain.py")
     result.assert_outcomes(passed=1)
+
+
+def test_a_second_run_on_a_held_stack_is_refused_while_the_first_holds_it(
+    harness: pytest.Pytester,
+) -> None:
+    from meshstack.state import RunLock
+
+    write_profile(harness)
+    write_suites(harness)
+    holder = RunLock(harness.path / ".meshstack" / "state.json")
+    holder.acquire()
+    try:
+        result = harness.runpytest_subprocess("suites", "--stack=fresh")
+    finally:
+        holder.release()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*another meshstack run (pid *) holds this stack*"])
+    harness.runpytest_subprocess("suites", "--stack=fresh").assert_outcomes(passed=3)
+
+
+def test_a_profile_can_extend_another_and_override_one_setting(
+    harness: pytest.Pytester,
+) -> None:
+    from meshstack.profile import load_profile
+
+    write_profile(harness)
+    variant = harness.path / "stacks" / "variant.yaml"
+    variant.write_text(
+        "extends: local.yaml\nname: variant\nlayers:\n  cluster:\n    reasons: [node_not_ready]\n"
+    )
+    profile = load_profile(variant)
+    assert profile.name == "variant"
+    assert profile.layers["cluster"]["reasons"] == ["node_not_ready"]
+    assert profile.layers["cluster"]["provider"] == PROVIDER
+    assert profile.layers["cloud"]["reasons"] == []
