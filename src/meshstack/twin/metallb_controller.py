@@ -22,6 +22,9 @@ from kubernetes import client, config, watch
 from meshstack.twin import metallb as m
 
 WEBHOOK_CONFIG = "metallb-webhook-configuration"
+# Pods listen on every address of their (node's) namespace, as real pods do;
+# self-tests that run this in the host namespace narrow it to loopback.
+BIND = os.environ.get("MESHSTACK_BIND_ADDRESS", "0.0.0.0")
 
 
 def say(level: str, msg: str, **kw: Any) -> None:
@@ -70,7 +73,7 @@ def serve_metrics(port: int, ready: threading.Event | None = None) -> None:
         def log_message(self, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("0.0.0.0", host_port(port)), Handler)
+    server = ThreadingHTTPServer((BIND, host_port(port)), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
@@ -253,7 +256,7 @@ def serve_webhook(cl: client.ApiClient, tag: str) -> None:
 
     ctx = _publish_certificate(cl)
     time.sleep(m.WEBHOOK_DELAY)
-    server = ThreadingHTTPServer(("0.0.0.0", host_port(9443)), Handler)
+    server = ThreadingHTTPServer((BIND, host_port(9443)), Handler)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     say("info", "webhook server listening", port=host_port(9443))
     server.serve_forever()

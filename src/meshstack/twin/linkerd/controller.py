@@ -35,6 +35,9 @@ from meshstack.twin.linkerd.kube import Kube, connect
 from meshstack.twin.linkerd.manifests import COMPONENTS, VIZ_COMPONENTS
 
 ALL = {**COMPONENTS, **VIZ_COMPONENTS}
+# Pods listen on every address of their (node's) namespace, as real pods do;
+# self-tests that run this in the host namespace narrow it to loopback.
+BIND = os.environ.get("MESHSTACK_BIND_ADDRESS", "0.0.0.0")
 
 
 def host_port(container_port: int) -> int:
@@ -76,7 +79,7 @@ START = int(dt.datetime.now(dt.UTC).timestamp())
 
 def _listen_plain(port: int) -> None:
     """Accept and close connections: enough for TCP probes of a gRPC port."""
-    sock = socket.create_server(("0.0.0.0", host_port(port)), reuse_port=False)
+    sock = socket.create_server((BIND, host_port(port)), reuse_port=False)
 
     def loop() -> None:
         while True:
@@ -127,7 +130,7 @@ def _serving_context(kube: Kube) -> ssl.SSLContext:
 def _serve_injector(kube: Kube) -> None:
     version = os.environ.get("MESHSTACK_IMAGE_TAG", "unknown")
     _Webhook.injector = Injector(kube, version, emit=say)
-    server = ThreadingHTTPServer(("0.0.0.0", host_port(8443)), _Webhook)
+    server = ThreadingHTTPServer((BIND, host_port(8443)), _Webhook)
     server.socket = _serving_context(kube).wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -144,7 +147,7 @@ def run(component: str) -> int:
         say(logline("fatal", f"unknown component {component!r}"))
         return 2
     ports, admin = ALL[component]
-    admin_server = ThreadingHTTPServer(("0.0.0.0", host_port(admin)), _Admin)
+    admin_server = ThreadingHTTPServer((BIND, host_port(admin)), _Admin)
     threading.Thread(target=admin_server.serve_forever, daemon=True).start()
     for port in ports.values():
         if port not in (admin, 8443):
