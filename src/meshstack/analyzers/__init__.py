@@ -10,6 +10,7 @@ The registry is filled lazily, so importing this package is cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,6 +107,26 @@ class Kind:
 _KINDS: dict[str, Kind] = {}
 _loaded = False
 
+# Called with every judgement made through get() while set (the live run's bundle).
+Recorder = Callable[["Kind", Evidence, Context, Finding], None]
+_recorder: Recorder | None = None
+
+
+def set_recorder(recorder: Recorder | None) -> None:
+    """Record every judgement made through :func:`get` (None stops recording)."""
+    global _recorder
+    _recorder = recorder
+
+
+def _recording(kind: Kind) -> Kind:
+    def judge(evidence: Evidence, ctx: Context) -> Finding:
+        finding = kind.judge(evidence, ctx)
+        if _recorder is not None:
+            _recorder(kind, evidence, ctx, finding)
+        return finding
+
+    return dataclasses.replace(kind, judge=judge)
+
 
 def register(kind: Kind) -> Kind:
     if kind.name in _KINDS:
@@ -130,7 +151,8 @@ def kinds() -> dict[str, Kind]:
 
 def get(name: str) -> Kind:
     _load()
-    return _KINDS[name]
+    kind = _KINDS[name]
+    return kind if _recorder is None else _recording(kind)
 
 
 def detect(evidence: Evidence, threshold: float = 0.5) -> Kind | None:

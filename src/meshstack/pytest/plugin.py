@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from meshstack import clock
+from meshstack import analyzers, clock
+from meshstack.bundle import Bundle
 from meshstack.profile import ProfileError, load_profile
 from meshstack.pytest import options, outcome, reporting
 from meshstack.stack import Stack
@@ -152,6 +153,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "existing",
             run.settings.state,
         )
+        _record_bundle(run.stack)
         return
     if session.config.option.collectonly:
         return
@@ -163,7 +165,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         launcher.ensure_up(run.stack.profile.local_root, progress=run.progress)
     run.stack.begin()
+    _record_bundle(run.stack)
     run.stack.up()
+
+
+def _record_bundle(stack: Stack) -> None:
+    """Keep every artifact this run judges, for `meshstack analyze` to re-judge."""
+    bundle_dir = stack.context().bundle_dir
+    if bundle_dir is not None:
+        analyzers.set_recorder(Bundle(bundle_dir).record)
 
 
 def _install_sigterm() -> None:
@@ -239,6 +249,7 @@ def _main_run(report: pytest.TestReport) -> MeshstackRun | None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(SESSION, None)
+    analyzers.set_recorder(None)
     if run is not None and run in _CURRENT:
         _CURRENT.remove(run)
         if run.lock is not None:
