@@ -160,14 +160,42 @@ def test_a_directory_without_result_files_is_unrecognised_input(tmp_path: Path) 
         assert f.reasons == ["unrecognised_input"]
 
 
-def test_an_unreadable_result_file_is_named_and_the_rest_judged(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "c27_dist_each_collapsed",
+        "c27_dist_each_parametrized_collapsed",
+        "c28_dependency_on_other_worker",
+    ],
+)
+@pytest.mark.parametrize("keep", [0.6, 0.8, 0.95])
+def test_a_copy_with_a_result_file_cut_off_still_fails(
+    name: str, keep: float, tmp_path: Path
+) -> None:
+    expected = judge(DATA / name).reasons
+    for victim in sorted((DATA / name).glob("*-result.json")):
+        copy = tmp_path / f"{victim.stem}-{keep}"
+        shutil.copytree(DATA / name, copy)
+        data = victim.read_bytes()
+        (copy / victim.name).write_bytes(data[: int(len(data) * keep)])
+
+        f = judge(copy)
+
+        assert f.reasons == expected, f"{victim.name} cut to {keep:.0%}"
+        assert f.details["salvaged"] == [victim.name]
+
+
+def test_a_result_file_with_nothing_readable_is_named_and_the_rest_judged(
+    tmp_path: Path,
+) -> None:
     shutil.copytree(DATA / "c28_dependency_on_other_worker", tmp_path / "r")
     (tmp_path / "r" / "broken-result.json").write_text('{"name": "test_x", "sta')
+    (tmp_path / "r" / "cut-result.json").write_text('{"name": "test_y", "status": "pa')
 
     f = judge(tmp_path / "r")
 
     assert f.reasons == ["dependency_order_not_honoured"]
-    assert f.details["unreadable"] == ["broken-result.json"]
+    assert f.details["unreadable"] == ["broken-result.json", "cut-result.json"]
 
 
 def test_files_are_not_results_directories() -> None:

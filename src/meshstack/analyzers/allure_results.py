@@ -22,6 +22,10 @@ Skips are counted apart: meshstack's gate skips (message starting "BLOCKED"), de
 skips whose dependency is not among the results ("dependency not run here"),
 dependency skips whose dependency failed, and any other skip.
 
+A result file cut off (a worker killed mid-write) is salvaged: the fields it still
+holds are read in allure-pytest's order, so a collapse or a dependency skip it shows
+is still found.
+
 A directory with no ``*-result.json`` at all is HARNESS-ERROR ``unrecognised_input``:
 not a usable results directory (the run wrote nothing there, or the wrong directory
 was named), and never a pass.
@@ -103,20 +107,68 @@ def _parameters(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def _read(path: Path) -> Result | None:
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+_FIELD = re.compile(r'"(name|status|historyId|fullName|message)"\s*:\s*' + _STRING)
+_LABEL = re.compile(r'\{\s*"name"\s*:\s*"(thread|host)"\s*,\s*"value"\s*:\s*' + _STRING)
+_PARAM = re.compile(
+    r'\{\s*"name"\s*:\s*' + _STRING + r'\s*,\s*"value"\s*:\s*' + _STRING
+)
+
+
+def _unescape(text: str) -> str:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError, RecursionError):
+        return str(json.loads(f'"{text}"'))
+    except ValueError:
+        return text
+
+
+def _salvage(text: str) -> dict[str, Any] | None:
+    """The fields a cut result file still holds, in allure-pytest's field order."""
+    doc: dict[str, Any] = {}
+    for m in _FIELD.finditer(text):
+        key = m.group(1)
+        if key == "message":
+            doc.setdefault("statusDetails", {"message": _unescape(m.group(2))})
+        else:
+            doc.setdefault(key, _unescape(m.group(2)))
+    doc["labels"] = [
+        {"name": m.group(1), "value": _unescape(m.group(2))}
+        for m in _LABEL.finditer(text)
+    ]
+    params = text.partition('"parameters"')[2].partition("]")[0]
+    doc["parameters"] = [
+        {"name": _unescape(m.group(1)), "value": _unescape(m.group(2))}
+        for m in _PARAM.finditer(params)
+    ]
+    if "status" not in doc or not ("name" in doc or "fullName" in doc):
         return None
+    return doc
+
+
+def _read(path: Path) -> tuple[Result | None, bool]:
+    """A result file's result, and whether it had to be salvaged from damage."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, False
+    try:
+        doc = json.loads(text)
+        salvaged = False
+    except (ValueError, RecursionError):
+        doc, salvaged = _salvage(text), True
     if not isinstance(doc, dict):
-        return None
+        return None, salvaged
+    return _result(path.name, doc), salvaged
+
+
+def _result(file: str, doc: dict[str, Any]) -> Result:
     labels = _labels(doc)
     details = doc.get("statusDetails")
     message = details.get("message", "") if isinstance(details, dict) else ""
     start = doc.get("start")
     worker = (labels.get("host", ""), labels["thread"]) if "thread" in labels else None
     return Result(
-        file=path.name,
+        file=file,
         name=str(doc.get("name", "")),
         full_name=str(doc.get("fullName", "")),
         history_id=str(doc.get("historyId", "")),
@@ -187,7 +239,8 @@ def _dependency_candidates(
         scopes = [Path(p).stem if p.endswith(".py") else p for p in parts[:-1]]
         if any(scope not in r.full_name for scope in scopes):
             continue
-        if len(parts) == 1 and r.full_name.split("#", 1)[0] != module:
+        same_module = r.full_name.split("#", 1)[0] == module
+        if len(parts) == 1 and module and not same_module:
             continue
         out.append(r)
     return out
@@ -234,27 +287,42 @@ def _judge_skips(f: Finding, results: list[Result]) -> None:
         )
 
 
+def _read_all(f: Finding, files: list[Path]) -> list[Result]:
+    """Every readable result; damaged files are salvaged or named in details."""
+    results, salvaged, unreadable = [], [], []
+    for path in files:
+        result, damaged = _read(path)
+        if result is None:
+            unreadable.append(path.name)
+            continue
+        results.append(result)
+        if damaged:
+            salvaged.append(path.name)
+    if salvaged:
+        f.details["salvaged"] = salvaged[:_MAX_EVIDENCE]
+        f.hint(f"{len(salvaged)} result files are cut off; judged what they hold")
+    if unreadable:
+        # TODO: a result file with nothing readable is a result the report will
+        # lose, yet no code says "lost" (report_collapsed means merged), so this
+        # is only a hint and such a directory can still PASS.
+        f.details["unreadable"] = unreadable[:_MAX_EVIDENCE]
+        f.hint(f"{len(unreadable)} result files could not be read at all")
+    return results
+
+
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     files = _result_files(evidence.path)
     if not files:
         return unrecognised(evidence, expected=NAME)
-    parsed = [(p, _read(p)) for p in files]
-    results = [r for _, r in parsed if r is not None]
-    unreadable = [p.name for p, r in parsed if r is None]
+    f = Finding(layer="report", kind=NAME)
+    results = _read_all(f, files)
     if not results:
         return unrecognised(evidence, expected=NAME)
-    f = Finding(layer="report", kind=NAME)
     f.details.update(
         results=len(results),
         statuses=dict(sorted(Counter(r.status for r in results).items())),
         workers=len({r.worker for r in results if r.worker}),
     )
-    if unreadable:
-        # TODO: a result file that is not JSON is a result the report will lose,
-        # yet no code in the vocabulary says "lost" (report_collapsed means merged),
-        # so this is only a hint and such a directory can still PASS.
-        f.details["unreadable"] = unreadable[:_MAX_EVIDENCE]
-        f.hint(f"{len(unreadable)} result files could not be read as JSON")
     _judge_collapse(f, results, ctx)
     _judge_skips(f, results)
     return f
