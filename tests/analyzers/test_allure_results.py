@@ -14,6 +14,7 @@ output (pytest 9.2, pytest-xdist 3.8, pytest-dependency 0.6.1) on this machine:
   by node id;
 * ``c28_loadgroup_split_on_pytest9``: both tests marked with one ``xdist_group`` and
   run with ``--dist loadgroup``: they still landed on two workers;
+* ``c28_dependency_one_process_passes``: C28's two tests without xdist: both pass;
 * ``dependency_failed_same_worker``: the dependency failed, so the skip is the
   plugin doing its job;
 * ``healthy_with_blocked_skip``: one worker, one meshstack gate skip ("BLOCKED: ...").
@@ -89,6 +90,14 @@ def test_a_dependency_skip_whose_dependency_passed_elsewhere_is_a_harness_error(
     assert f.details["skips"] == {"dependency_passed": 1}
     assert any("depends on" in line for line in f.evidence)
     assert any("passed" in line for line in f.evidence)
+
+
+def test_the_same_dependency_chain_in_one_process_passes() -> None:
+    f = judge(DATA / "c28_dependency_one_process_passes")
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["statuses"] == {"passed": 2}
+    assert f.details["skips"] == {}
 
 
 def test_a_dependency_skip_after_its_dependency_failed_is_not_the_toolings_fault() -> (

@@ -13,6 +13,8 @@ Fixtures (tests/analyzers/data/locust-log/):
   surrounding log lines and the stats table [reconstructed] in Locust 2.14's format;
 * ``v1_4_layout_healthy_20rps.log``: the healthy run in Locust 1.4's table layout
   (no Type column, ``Median``, ``, bye.``) [reconstructed from Locust's source];
+* ``v1_4_layout_c25_two_requests_exit_1.log``: C25's numbers in Locust 1.4's
+  layout (``Shutting down (exit code 1), bye.``) [reconstructed];
 * ``bad_cli_run_time_without_headless.log``: Locust 1.x's refusal of ``--run-time``
   without ``--headless`` [reconstructed from Locust's source].
 """
@@ -47,6 +49,18 @@ def test_c25_passed_checks_with_exit_1_over_two_requests_is_min_sample() -> None
     assert f.details["failures"] == 1
     assert len(f.details["checks"]) == 2
     assert any("CHECK SUCCESSFUL: fail ratio" in line for line in f.evidence)
+
+
+def test_c25_in_the_1_4_layout_is_min_sample_whatever_the_exit_code() -> None:
+    f = judge("v1_4_layout_c25_two_requests_exit_1.log")
+
+    assert f.reasons == ["min_sample"]
+    assert f.details == {
+        "exit_code": 1,
+        "requests": 2,
+        "failures": 1,
+        "min_sample": 100,
+    }
 
 
 @pytest.mark.parametrize(
