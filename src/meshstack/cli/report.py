@@ -13,16 +13,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from meshstack.cli.main import EXIT_HARNESS, EXIT_OK, EXIT_OPERATION, UsageError
 
+log = logging.getLogger(__name__)
+
 GENERATE_TIMEOUT = 300.0
+# Allure 3's awesome template: an async gtag.js loader, then its inline config.
+_ANALYTICS = re.compile(
+    r'<script async src="https://www\.googletagmanager\.com/[^"]*"></script>\s*'
+    r"<script>(?:(?!</script>).)*?gtag\((?:(?!</script>).)*</script>",
+    re.DOTALL,
+)
+# What a browser fetches by itself when the page opens (not links a reader clicks).
+_REMOTE_LOAD = re.compile(
+    r"<(?:script|img|iframe|link)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//",
+    re.IGNORECASE,
+)
+# The report's tree: layer (the plugin sets parentSuite to it), then module.
+_GROUP_BY = ["parentSuite", "suite", "subSuite"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,39 +57,79 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
+_INSTALL_HINT = (
+    "run `npm install --no-audit --no-fund` in the checkout (its package.json names "
+    "allure 3), or set MESHSTACK_ALLURE to the allure executable"
+)
+# The checkout this module was installed from (editable installs): src/meshstack/cli
+_CHECKOUT = Path(__file__).resolve().parents[3]
+
+
 def allure_command() -> list[str]:
-    """The Allure 3 CLI: $MESHSTACK_ALLURE, ./node_modules, or `allure` on PATH."""
+    """Allure 3: $MESHSTACK_ALLURE, node_modules here or in the checkout, PATH."""
     env = os.environ.get("MESHSTACK_ALLURE")
     if env:
+        if not (Path(env).is_file() and os.access(env, os.X_OK)):
+            raise FileNotFoundError(
+                f"MESHSTACK_ALLURE={env} is not an executable file: point it at the "
+                f"allure executable or unset it; to install Allure, {_INSTALL_HINT}"
+            )
         return [env]
-    local = Path("node_modules/.bin/allure")
-    if local.exists():
-        return [str(local.resolve())]
+    for base in (Path.cwd(), _CHECKOUT):
+        local = base / "node_modules" / ".bin" / "allure"
+        if local.exists():
+            return [str(local.resolve())]
     found = shutil.which("allure")
     if found:
         return [found]
     raise FileNotFoundError(
-        "the Allure 3 command line is not installed: run `npm install` in the "
-        "checkout (package.json names it), or set MESHSTACK_ALLURE"
+        f"the Allure 3 command line is not installed (looked in $MESHSTACK_ALLURE, "
+        f"./node_modules, {_CHECKOUT}/node_modules and PATH): {_INSTALL_HINT}"
     )
+
+
+def categories(results: Path) -> list[dict[str, Any]]:
+    """The run's categories.json, in the form Allure 3's configuration reads.
+
+    Allure 3 takes categories from its configuration, not from the results, and
+    matches a message with a JavaScript regular expression searched anywhere in it,
+    where categories.json holds Java expressions matched whole: the leading
+    ``(?s)`` flag is dropped (JavaScript has no such inline flag).
+    """
+    path = results / "categories.json"
+    if not path.is_file():
+        return []
+    rules = []
+    for rule in json.loads(path.read_text(encoding="utf-8")):
+        matcher: dict[str, Any] = {}
+        if rule.get("matchedStatuses"):
+            matcher["statuses"] = list(rule["matchedStatuses"])
+        if rule.get("messageRegex"):
+            matcher["message"] = str(rule["messageRegex"]).removeprefix("(?s)")
+        rules.append({"name": rule["name"], "matchers": matcher})
+    return rules
 
 
 def build(results: Path, output: Path, history: Path, name: str) -> Path:
     """Generate the report; return the path of its single HTML file."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise NotADirectoryError(f"{results}: no Allure results (*-result.json) here")
+    command = allure_command()
     history.parent.mkdir(parents=True, exist_ok=True)
     output.mkdir(parents=True, exist_ok=True)
+    awesome = {"singleFile": True, "reportName": name, "groupBy": _GROUP_BY}
     config = {
         "name": name,
         "output": str(output.resolve()),
         "historyPath": str(history.resolve()),
-        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name}}},
+        "categories": categories(results),
+        "plugins": {"awesome": {"options": awesome}},
     }
     with tempfile.TemporaryDirectory(prefix="meshstack-allure-") as tmp:
         rc = Path(tmp) / "allurerc.json"
         rc.write_text(json.dumps(config))
-        argv = [*allure_command(), "generate", "--config", str(rc), str(results.resolve())]
+        argv = [*command, "generate", "--config", str(rc), str(results.resolve())]
+        log.debug("running %s with %s", " ".join(argv), json.dumps(config))
         proc = subprocess.run(
             argv,
             capture_output=True,
@@ -87,7 +145,26 @@ def build(results: Path, output: Path, history: Path, name: str) -> Path:
     index = output / "index.html"
     if not index.exists():
         raise RuntimeError(f"allure generate succeeded but wrote no {index}")
+    _strip_analytics(index)
     return index
+
+
+def _strip_analytics(index: Path) -> None:
+    """Remove the web-analytics tag Allure's awesome report always embeds.
+
+    The report is read on machines that may have no internet, and it must not
+    report its readers to a third party: the tag (a script loaded from
+    googletagmanager.com and the inline script that configures it) is cut out.
+    """
+    html = index.read_text(encoding="utf-8")
+    stripped, count = _ANALYTICS.subn("", html)
+    if count:
+        index.write_text(stripped, encoding="utf-8")
+        log.debug("%s: removed %d analytics script(s)", index, count)
+    if _REMOTE_LOAD.search(stripped):
+        # TODO: only the tag Allure 3.18 embeds is removed; a new remote load in a
+        # later Allure would make the report reach out when opened.
+        log.warning("%s still loads something from the network when opened", index)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +173,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         index = build(args.results, args.output, args.history, args.name)
     except NotADirectoryError as exc:
-        print(f"meshstack report: {exc}; run the suites with --alluredir first", file=sys.stderr)
+        print(
+            f"meshstack report: {exc}; run the suites with --alluredir first",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"meshstack report: {exc}", file=sys.stderr)

@@ -15,6 +15,9 @@ import pytest
 
 from meshstack.verdicts import Finding, Verdict
 
+# The Allure label each judged finding leaves on its test (see reporting.py).
+VERDICT_LABEL = "verdict"
+
 
 class MeshstackWarning(UserWarning):
     """A WARN verdict: the claim holds with something a reviewer must see."""
@@ -49,6 +52,8 @@ def _attach(finding: Finding, attachments: dict[str, str] | None) -> None:
     )
     for name, text in (attachments or {}).items():
         allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+    # Read back after the run: the most severe of a test's verdicts becomes its tag.
+    allure.dynamic.label(VERDICT_LABEL, str(finding.verdict))
     if finding.verdict is Verdict.WARN:
         # Read back after the run to file the result under the "warnings" category.
         allure.dynamic.label("meshstack_verdict", _message(finding))

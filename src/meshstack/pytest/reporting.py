@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import meshstack
 from meshstack import analyzers
 from meshstack.analyzers import Context, Evidence
+from meshstack.pytest.judge import VERDICT_LABEL
 from meshstack.verdicts import LAYERS, Verdict
 
 if TYPE_CHECKING:
     from meshstack.pytest.plugin import MeshstackRun
 
 WARN_LABEL = "meshstack_verdict"
+_VERDICTS = {str(v) for v in Verdict}
 
 CATEGORIES = [
     {
@@ -87,7 +89,7 @@ def finish_allure(directory: Path, run: MeshstackRun) -> list[str]:
     """Write environment and categories; mark WARN results; check for collapse."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
-    problems = _mark_warnings(directory)
+    problems = _label_results(directory)
     finding = analyzers.get("allure-results").judge(
         Evidence(text="", name=str(directory), path=directory), Context()
     )
@@ -107,19 +109,75 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", " ")
 
 
-def _mark_warnings(directory: Path) -> list[str]:
-    """Give passed WARN results a message, so the warnings category can match them."""
+def _label_results(directory: Path) -> list[str]:
+    """Label every result with its layer and verdict, and give WARN results a message.
+
+    The layer becomes the result's ``layer`` and ``parentSuite`` labels (so the
+    report's tree and its filters read by layer), the most severe verdict judged in
+    the test becomes a ``tag``, and a passed WARN result gets its warning as the
+    message the "warnings" category matches on.
+    """
     for file in directory.glob("*-result.json"):
         try:
             data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if not isinstance(data, dict):
+            continue
+        _label_layer_and_verdict(data)
         labels = {lab.get("name"): lab.get("value") for lab in data.get("labels", [])}
         warn = labels.get(WARN_LABEL)
         if data.get("status") == "passed" and warn:
             data.setdefault("statusDetails", {})["message"] = warn
-            file.write_text(json.dumps(data), encoding="utf-8")
+        file.write_text(json.dumps(data), encoding="utf-8")
     return []
+
+
+def _label_layer_and_verdict(data: dict[str, Any]) -> None:
+    labels: list[dict[str, Any]] = [
+        lab for lab in data.get("labels") or [] if isinstance(lab, dict)
+    ]
+    layer = _layer(labels, str(data.get("fullName", "")))
+    verdict = _verdict(labels, data)
+    if layer is not None:
+        # allure-pytest names the parent suite after the package ("suites.cloud").
+        labels = [
+            lab for lab in labels if lab.get("name") not in ("parentSuite", "layer")
+        ]
+        labels += [
+            {"name": "parentSuite", "value": layer},
+            {"name": "layer", "value": layer},
+        ]
+    if verdict is not None and {"name": "tag", "value": verdict} not in labels:
+        labels.append({"name": "tag", "value": verdict})
+    data["labels"] = labels
+
+
+def _layer(labels: list[dict[str, Any]], full_name: str) -> str | None:
+    """The layer marker the plugin gave the test (a tag), else its suites/ folder."""
+    for lab in labels:
+        if lab.get("name") == "tag" and lab.get("value") in LAYERS:
+            return str(lab["value"])
+    parts = full_name.split(".")
+    if len(parts) > 1 and parts[0] == "suites" and parts[1] in LAYERS:
+        return parts[1]
+    return None
+
+
+def _verdict(labels: list[dict[str, Any]], data: dict[str, Any]) -> str | None:
+    """The most severe verdict judged in the test; BLOCKED for a gate skip."""
+    judged = [
+        Verdict(lab["value"])
+        for lab in labels
+        if lab.get("name") == VERDICT_LABEL and lab.get("value") in _VERDICTS
+    ]
+    if judged:
+        return str(max(judged, key=lambda v: v.severity))
+    details = data.get("statusDetails")
+    message = details.get("message", "") if isinstance(details, dict) else ""
+    if data.get("status") == "skipped" and "BLOCKED:" in str(message):
+        return str(Verdict.BLOCKED)
+    return None
 
 
 def terminal_summary(tr: Any, run: MeshstackRun) -> None:
