@@ -22,7 +22,7 @@ import yaml
 
 from meshstack import clock
 from meshstack.local.env import LocalEnv, LocalStackError
-from meshstack.local.openstack import bootstrap, config, servers, services
+from meshstack.local.openstack import bootstrap, config, image, servers, services
 from meshstack.local.openstack.config import HOST, PORTS, Layout, Secrets
 from meshstack.local.openstack.services import Daemon
 from meshstack.wait import WaitFailed, WaitTimeout, wait_for
@@ -75,6 +75,7 @@ def _start(env: LocalEnv, layout: Layout, begun: float) -> dict[str, Any]:
         "cloud": config.CLOUD_NAME,
         "auth_url": f"{config.KEYSTONE_URL}/v3",
         "bridge": servers.BRIDGE,
+        "image_file": str(image.write(env.root)),
         "apis_seconds": round(apis_at, 1),
         "ready_seconds": round(ready_at, 1),
         "rss_mib": rss_mib(env),

@@ -1,0 +1,241 @@
+"""Probing and removing the OpenStack cloud layer (the provider's second half).
+
+``probe`` judges what the state says this run made: the image active, the
+keypair present, every server ACTIVE on the run's network, tagged with the run id
+and answering SSH. ``teardown`` deletes exactly the recorded resources, newest
+first, waiting for each server to be gone before the network under it goes.
+``sweep`` removes whatever carries a past run's tag (``meshstack sweep``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import openstack.exceptions as os_exc
+
+from meshstack import ssh
+from meshstack.verdicts import Finding
+from meshstack.wait import WaitTimeout, wait_for
+
+log = logging.getLogger(__name__)
+
+RUN_KEY = "meshstack-run"
+
+
+# -- probe ------------------------------------------------------------------------
+
+
+def probe(cloud: Any) -> Finding:
+    """Judge the layer from the live API and SSH; API failures judged as errors."""
+    from meshstack.providers.base import ProviderError
+
+    finding = Finding(layer="cloud", kind="cloud-probe")
+    outputs = cloud.state.outputs
+    if not outputs.get("servers"):
+        finding.add(
+            "context_missing",
+            "the state records no servers: provision the cloud layer first "
+            "(--stack=fresh or reuse)",
+        )
+        return finding
+    try:
+        _probe_image(cloud, outputs["image_id"], finding)
+        _probe_keypair(cloud, outputs["keypair"], finding)
+        for server in outputs["servers"]:
+            _probe_server(cloud, server, outputs["network"]["name"], finding)
+    except ProviderError as exc:
+        return exc.finding
+    return finding
+
+
+def _probe_image(cloud: Any, image_id: str, finding: Finding) -> None:
+    img = cloud.call("reading image", cloud.conn.image.find_image, image_id)
+    status = img.status if img is not None else "absent"
+    finding.evidence.append(f"image {image_id}: {status}")
+    if status != "active":
+        finding.add("image_not_active", f"image {image_id} is {status}, not active")
+
+
+def _probe_keypair(cloud: Any, name: str, finding: Finding) -> None:
+    kp = cloud.call("reading keypair", cloud.conn.compute.find_keypair, name)
+    finding.evidence.append(f"keypair {name}: {'present' if kp else 'absent'}")
+    if kp is None:
+        finding.add(
+            "check_failed",
+            f"keypair {name} is gone: servers made from now on would refuse the key",
+            check="keypair present",
+        )
+
+
+def _probe_server(
+    cloud: Any, server: dict[str, Any], net: str, finding: Finding
+) -> None:
+    name = server["name"]
+    live = cloud.call(
+        f"reading server {name}", cloud.conn.compute.find_server, server["id"]
+    )
+    if live is None or live.status != "ACTIVE":
+        status = live.status if live is not None else "absent"
+        fault = (live.fault or {}).get("message", "") if live is not None else ""
+        finding.evidence.append(f"server {name}: {status} {fault}".strip())
+        finding.add("server_error_state", f"server {name} is {status}", fault=fault)
+        return
+    tagged = (live.metadata or {}).get(RUN_KEY)
+    on_net = server["address"] in [a["addr"] for a in live.addresses.get(net, [])]
+    finding.evidence.append(
+        f"server {name}: ACTIVE, {net}={server['address']}, {RUN_KEY}={tagged}"
+    )
+    if tagged != cloud.ctx.run_id:
+        finding.add(
+            "check_failed",
+            f"server {name} carries {RUN_KEY}={tagged!r}, not this run's "
+            f"{cloud.ctx.run_id!r}: teardown and sweep would not find it",
+            check="server tagged with the run id",
+        )
+    if not on_net:
+        finding.add(
+            "server_unreachable",
+            f"server {name} has no address {server['address']} on network {net}",
+        )
+        return
+    _probe_ssh(server, finding)
+
+
+def _probe_ssh(server: dict[str, Any], finding: Finding) -> None:
+    target = ssh.Target(
+        host=server["address"],
+        user=server["ssh_user"],
+        key_file=Path(server["private_key_file"]),
+        name=server["name"],
+    )
+    try:
+        res = ssh.run(target, "hostname", timeout=10)
+    except ssh.SSHError as exc:
+        finding.add("server_unreachable", str(exc), server=server["name"])
+        return
+    finding.evidence.append(f"ssh {server['name']}: hostname -> {res.stdout.strip()}")
+    if not res.ok:
+        finding.add("server_unreachable", res.describe(), server=server["name"])
+
+
+# -- teardown ---------------------------------------------------------------------
+
+
+def teardown(cloud: Any) -> None:
+    """Delete the recorded resources newest first; forget each once it is gone."""
+    resources = list(reversed(cloud.state.resources))
+    servers = [r for r in resources if r["type"] == "server"]
+    for res in servers:
+        _ignore_missing(partial(cloud.conn.compute.delete_server, res["id"]))
+    for res in servers:
+        _wait_gone(cloud, "server", res["id"], cloud.conn.compute.find_server)
+        cloud.ctx.forget("cloud", "server", res["id"])
+    for res in resources:
+        if res["type"] == "server":
+            continue
+        _delete(cloud, res)
+        cloud.ctx.forget("cloud", res["type"], res["id"])
+    cloud.state.outputs.clear()
+    cloud.ctx.save()
+
+
+def _delete(cloud: Any, res: dict[str, Any]) -> None:
+    conn, kind, id_ = cloud.conn, res["type"], res["id"]
+    log.info("[cloud/%s] deleting %s %s", res.get("name", id_), kind, id_)
+    if kind == "router_interface":
+        _ignore_missing(
+            lambda: conn.network.remove_interface_from_router(
+                id_, subnet_id=res["subnet_id"]
+            )
+        )
+        return
+    deleters: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+        "router": (conn.network.delete_router, conn.network.find_router),
+        "subnet": (conn.network.delete_subnet, conn.network.find_subnet),
+        "network": (conn.network.delete_network, conn.network.find_network),
+        "keypair": (conn.compute.delete_keypair, conn.compute.find_keypair),
+        "flavor": (conn.compute.delete_flavor, conn.compute.find_flavor),
+        "image": (conn.image.delete_image, conn.image.find_image),
+    }
+    if kind not in deleters:
+        log.warning("[cloud] no way to delete a %s (%s): left in place", kind, id_)
+        return
+    delete, find = deleters[kind]
+    _ignore_missing(lambda: cloud.call(f"deleting {kind} {id_}", delete, id_))
+    _wait_gone(cloud, kind, id_, find)
+
+
+def _ignore_missing(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except os_exc.NotFoundException:
+        pass
+
+
+def _wait_gone(cloud: Any, kind: str, id_: str, find: Callable[..., Any]) -> None:
+    try:
+        wait_for(
+            f"[cloud/{kind} {id_}] gone",
+            lambda: cloud.call(f"reading {kind} {id_}", find, id_) is None,
+            bool,
+            timeout=cloud.settings["delete_timeout"],
+            interval=0.5,
+        )
+    except WaitTimeout as exc:
+        raise RuntimeError(
+            f"{exc}; delete it by hand (`openstack {kind} delete {id_}`) or run "
+            "`meshstack down` again"
+        ) from exc
+
+
+# -- sweep ------------------------------------------------------------------------
+
+
+def sweep(conn: Any, run_id: str | None = None, timeout: float = 120) -> list[str]:
+    """Delete every server, router, network and image tagged by a (past) run.
+
+    Returns what it deleted, as ``<type> <id> (<run id>)`` lines.
+    """
+    # TODO: keypairs and flavors cannot carry tags; a lost run's keypair and flavor
+    # stay behind (they are reused by name, so they do not pile up).
+    done: list[str] = []
+
+    def mine(value: str | None) -> bool:
+        return bool(value) and (run_id is None or value == run_id)
+
+    servers = [
+        s for s in conn.compute.servers() if mine((s.metadata or {}).get(RUN_KEY))
+    ]
+    for s in servers:
+        _ignore_missing(partial(conn.compute.delete_server, s.id))
+        done.append(f"server {s.id} ({s.metadata[RUN_KEY]})")
+    for s in servers:
+        conn.compute.wait_for_delete(s, wait=timeout)
+    for router in _tagged(conn.network.routers(), run_id):
+        for port in conn.network.ports(device_id=router.id):
+            for ip in port.fixed_ips:
+                conn.network.remove_interface_from_router(
+                    router, subnet_id=ip["subnet_id"]
+                )
+        conn.network.delete_router(router)
+        done.append(f"router {router.id}")
+    for net in _tagged(conn.network.networks(), run_id):
+        conn.network.delete_network(net)
+        done.append(f"network {net.id}")
+    for img in _tagged(conn.image.images(), run_id):
+        conn.image.delete_image(img)
+        done.append(f"image {img.id}")
+    return done
+
+
+def _tagged(resources: Any, run_id: str | None) -> list[Any]:
+    def match(tag: str) -> bool:
+        if run_id is not None:
+            return tag == f"{RUN_KEY}={run_id}"
+        return tag.startswith(f"{RUN_KEY}=")
+
+    return [r for r in resources if any(match(t) for t in r.tags or [])]
