@@ -70,6 +70,12 @@ def check(value: Any, spec: Spec, where: str, errors: list[str]) -> Any:
     if not isinstance(value, _TYPES[kind]):
         errors.append(f"{where}: expected {kind}, found {_describe(value)}")
         return value
+    return _check_value(value, kind, spec, where, errors)
+
+
+def _check_value(
+    value: Any, kind: str, spec: Spec, where: str, errors: list[str]
+) -> Any:
     if "choices" in spec and value not in spec["choices"]:
         errors.append(
             f"{where}: expected one of {', '.join(map(str, spec['choices']))}, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+from functools import partial
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -180,9 +181,9 @@ class ZeroTierOverlay(Provider):
             node_id = self._member_of(target.label())
             self.ctx.progress("overlay", f"waiting for {target.label()} on the overlay")
             try:
-                conf = wait_for(
+                conf: dict[str, Any] = wait_for(
                     f"[overlay/{target.label()}] network configuration",
-                    lambda t=target: self._netconf(t, nwid),
+                    partial(self._netconf, target, nwid),
                     done=lambda c: (
                         c.get("status") == "OK" and bool(c.get("assignedAddresses"))
                     ),

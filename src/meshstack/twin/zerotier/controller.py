@@ -239,8 +239,8 @@ class Controller:
             return
         taken = {ip for m in self.members[nwid].values() for ip in m["ipAssignments"]}
         pool = net["ipAssignmentPools"][0]
-        start = ipaddress.ip_address(pool["ipRangeStart"])
-        end = ipaddress.ip_address(pool["ipRangeEnd"])
+        start = ipaddress.IPv4Address(pool["ipRangeStart"])
+        end = ipaddress.IPv4Address(pool["ipRangeEnd"])
         candidate = start
         while candidate <= end:
             if str(candidate) not in taken:
@@ -302,7 +302,7 @@ class Controller:
         else:
             status = "OK"
         addresses = []
-        if status == "OK":
+        if status == "OK" and member is not None:
             addresses = [
                 f"{a}/{self._prefix(nwid, a)}" for a in member["ipAssignments"]
             ]
