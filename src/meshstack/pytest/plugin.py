@@ -165,6 +165,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         launcher.ensure_up(run.stack.profile.local_root, progress=run.progress)
     run.stack.begin()
+    run.progress("run", f"{run.stack.state.run_id} ({run.settings.mode})")
     _record_bundle(run.stack)
     run.stack.up()
 
