@@ -202,6 +202,18 @@ def test_full_history_judges_only_the_aggregated_rows() -> None:
     assert all(",Aggregated," in line for line in f.evidence)
 
 
+def test_an_endpoint_named_total_is_not_taken_for_the_sum() -> None:
+    text = (DATA / "healthy_full_history_two_routes.csv").read_text()
+    renamed = text.replace(",GET,/,", ",GET,Total,")
+    assert renamed != text
+
+    f = judge_text(renamed, target_rps=20)
+
+    assert (
+        f.details == judge("healthy_full_history_two_routes.csv", target_rps=20).details
+    )
+
+
 def test_a_stats_reset_inside_the_window_is_judged_after_the_reset() -> None:
     lines = (DATA / "healthy_20rps_ramp_then_plateau.csv").read_text().splitlines()
     reset = 15

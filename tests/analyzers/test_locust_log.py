@@ -89,6 +89,16 @@ def test_a_healthy_run_passes_from_its_final_table() -> None:
     assert f.details["exit_code"] == 0
 
 
+def test_an_endpoint_named_total_is_not_taken_for_the_sum() -> None:
+    text = (DATA / "c25_half_failing_exit_1.log").read_text()
+    renamed = text.replace("GET      /missing", "GET      Total   ")
+    assert renamed != text
+
+    f = judge_text(renamed)
+
+    assert f.details["requests"] == 3
+
+
 def test_the_1_4_layout_is_read_from_its_last_table() -> None:
     f = judge("v1_4_layout_healthy_20rps.log")
 

@@ -103,12 +103,17 @@ def number(text: str | None) -> float | None:
 
 
 def total_rows(table: Table) -> list[tuple[str, list[str]]]:
-    """The rows that sum every endpoint ("Aggregated", or "Total" before 0.12)."""
-    return [
-        (line, row)
-        for line, row in table.rows
-        if (table.cell(row, "name") or "").strip('"') in TOTAL_ROW_NAMES
-    ]
+    """The rows that sum every endpoint: "Aggregated", or "Total" before 0.12.
+
+    "Total" is taken only where no row is "Aggregated", so an endpoint a newer
+    locustfile names "Total" is never mistaken for the sum.
+    """
+    by_name: dict[str, list[tuple[str, list[str]]]] = {n: [] for n in TOTAL_ROW_NAMES}
+    for line, row in table.rows:
+        name = (table.cell(row, "name") or "").strip('"')
+        if name in by_name:
+            by_name[name].append((line, row))
+    return next((rows for rows in by_name.values() if rows), [])
 
 
 @dataclass

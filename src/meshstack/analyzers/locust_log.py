@@ -5,9 +5,11 @@ failed, whatever thresholds a plugin checked, and 0 in old versions despite erro
 The verdict comes from the printed statistics table (the last one, printed at
 shutdown), read by its header so both layouts parse:
 
-* up to 2.x: `` Name   # reqs   # fails  |  Avg  Min  Max  Median  |  req/s failures/s``
+* up to 2.8: `` Name   # reqs   # fails  |  Avg  Min  Max  Median  |  req/s failures/s``
   (0.x has one ``|``; the total row is "Total" before 0.12, "Aggregated" after);
-* later 2.x: ``Type  Name  # reqs  # fails |  Avg  Min  Max  Med |  req/s  failures/s``.
+* 2.9 onwards: ``Type  Name  # reqs  # fails |  Avg  Min  Max  Med |  req/s ...``.
+
+Lines may carry the logger's prefix (``[time] host/LEVEL/logger: ``, with --logfile).
 
 Judged, most severe first: Locust refusing its own options (HARNESS-ERROR
 ``bad_cli_combination``); a non-zero exit, or a crash, with no statistics at all
@@ -113,11 +115,15 @@ def stats_tables(text: str) -> list[list[StatsRow]]:
 
 
 def _total(tables: list[list[StatsRow]]) -> tuple[StatsRow | None, bool]:
-    """The last table's total row; else an earlier one's (True when it is earlier)."""
+    """The last table's total row; else an earlier one's (True when it is earlier).
+
+    The total row is the last of its table, so an endpoint that happens to be
+    named "Total" above it is not taken for it.
+    """
     for i in range(len(tables) - 1, -1, -1):
-        for row in tables[i]:
-            if row.name in TOTAL_ROW_NAMES:
-                return row, i != len(tables) - 1
+        rows = tables[i]
+        if rows and rows[-1].name in TOTAL_ROW_NAMES:
+            return rows[-1], i != len(tables) - 1
     return None, False
 
 
