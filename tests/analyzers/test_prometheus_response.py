@@ -13,6 +13,7 @@ indented as ``jq`` prints it; ``success_ratio_cut`` is cut inside the value.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,25 @@ def test_an_upper_bound_is_judged_per_series() -> None:
     assert f.reasons == ["objective_missed"]
     assert f.details["violations"] == 1
     assert f.details["series"] == 2
+
+
+def test_a_nan_beside_a_miss_fails_and_a_nan_beside_a_pass_is_inconclusive() -> None:
+    # Constructed from the real by_code answer: one series' value made NaN.
+    doc = json.loads((DATA / "by_code.json").read_text())
+    doc["data"]["result"][1]["value"][1] = "NaN"
+    doc["warnings"] = ["PromQL info: metric might not be a counter"]
+    evidence = Evidence(text=json.dumps(doc))
+
+    missed = prom.judge(
+        evidence, Context(extra={"objective": {"op": "<=", "bound": 5}})
+    )
+    held = prom.judge(evidence, Context(extra={"objective": {"op": "<=", "bound": 9}}))
+
+    assert set(missed.reasons) == {"no_data", "objective_missed"}
+    assert missed.verdict is Verdict.FAIL
+    assert held.reasons == ["no_data"]
+    assert held.verdict is Verdict.INCONCLUSIVE
+    assert any("might not be a counter" in h for h in held.hints)
 
 
 def test_a_cut_answer_is_not_a_pass() -> None:
