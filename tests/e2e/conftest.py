@@ -53,14 +53,20 @@ class Run:
             for tag in ("failure", "error", "skipped"):
                 el = case.find(tag)
                 if el is not None:
-                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                    outcome = {
+                        "failure": "failed",
+                        "error": "error",
+                        "skipped": "skipped",
+                    }[tag]
                     message = (el.get("message") or "") + "\n" + (el.text or "")
             out[name] = {"outcome": outcome, "message": message}
         return out
 
 
 def harness_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHSTACK_", "OS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MESHSTACK_", "OS_"))
+    }
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -70,12 +76,25 @@ def run_suites(tmp: Path, *args: str, timeout: float = RUN_TIMEOUT) -> Run:
     """`pytest suites ...` in the checkout, with its own state file and results."""
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
-        f"--stack-state={tmp / 'state.json'}", f"--junitxml={tmp / 'junit.xml'}",
-        f"--alluredir={tmp / 'allure-results'}", "-rs", *args,
+        sys.executable,
+        "-m",
+        "pytest",
+        "suites",
+        "-p",
+        "no:cacheprovider",
+        f"--stack-state={tmp / 'state.json'}",
+        f"--junitxml={tmp / 'junit.xml'}",
+        f"--alluredir={tmp / 'allure-results'}",
+        "-rs",
+        *args,
     ]
     proc = subprocess.run(
-        argv, cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=timeout
+        argv,
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     (tmp / "output.txt").write_text(proc.stdout + proc.stderr)
     return Run(argv, proc.returncode, proc.stdout + proc.stderr, tmp)
@@ -85,12 +104,24 @@ def interrupt_when(tmp: Path, marker: str, *args: str) -> Run:
     """Start a fresh run, send Ctrl-C once a line containing `marker` appears."""
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
-        "--stack=fresh", f"--stack-state={tmp / 'state.json'}", *args,
+        sys.executable,
+        "-m",
+        "pytest",
+        "suites",
+        "-p",
+        "no:cacheprovider",
+        "--stack=fresh",
+        f"--stack-state={tmp / 'state.json'}",
+        *args,
     ]
     proc = subprocess.Popen(
-        argv, cwd=REPO, env=harness_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        argv,
+        cwd=REPO,
+        env=harness_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -117,8 +148,12 @@ def leftovers(run_id: str) -> list[str]:
     state = json.loads(
         subprocess.run(
             [str(VENV_BIN / "meshstack"), "local", "status", "--json"],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
-        ).stdout or "{}"
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        or "{}"
     )
     if not state.get("up"):
         return [f"the local stack is not up: {state}"]
@@ -132,9 +167,15 @@ def _openstack_leftovers(run_id: str) -> list[str]:
 
     conn = connect(REPO / ".meshstack" / "local" / "clouds.yaml", "meshstack-local")
     tag = f"{RUN_KEY}={run_id}"
-    out = [f"server {s.name}" for s in conn.compute.servers() if (s.metadata or {}).get(RUN_KEY) == run_id]
+    out = [
+        f"server {s.name}"
+        for s in conn.compute.servers()
+        if (s.metadata or {}).get(RUN_KEY) == run_id
+    ]
     out += [f"image {i.name}" for i in conn.image.images() if tag in (i.tags or [])]
-    out += [f"network {n.name}" for n in conn.network.networks() if tag in (n.tags or [])]
+    out += [
+        f"network {n.name}" for n in conn.network.networks() if tag in (n.tags or [])
+    ]
     out += [f"router {r.name}" for r in conn.network.routers() if tag in (r.tags or [])]
     return out
 
@@ -165,7 +206,11 @@ def local_stack() -> Iterator[dict[str, Any]]:
     """The local stack, brought up once for the end-to-end tests (reused if up)."""
     proc = subprocess.run(
         [str(VENV_BIN / "meshstack"), "local", "up"],
-        cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield {"root": REPO / ".meshstack" / "local"}

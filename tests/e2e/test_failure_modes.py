@@ -28,18 +28,24 @@ CASES = [
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize(("profile", "layer", "codes"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("profile", "layer", "codes"), CASES, ids=[c[0] for c in CASES]
+)
 def test_a_real_cause_fails_its_layer_with_the_case_code_and_blocks_the_layers_above(
     local_stack: Any, tmp_path: Path, profile: str, layer: str, codes: list[str]
 ) -> None:
-    run = run_suites(tmp_path, "--stack=fresh", f"--stack-profile=stacks/{profile}.yaml")
+    run = run_suites(
+        tmp_path, "--stack=fresh", f"--stack-profile=stacks/{profile}.yaml"
+    )
     assert run.exit_status == 1, run.tail()
     layers = by_layer(run.junit())
     failed = [c for c in layers.get(layer, []) if c["outcome"] == "failed"]
     assert failed, f"no {layer} check failed:\n{run.tail()}"
     named = "\n".join(c["message"] for c in failed)
     for code in codes:
-        assert code in named, f"{code} not named by the failing {layer} checks:\n{named}"
+        assert code in named, (
+            f"{code} not named by the failing {layer} checks:\n{named}"
+        )
     for above in LAYERS[LAYERS.index(layer) + 1 :]:
         cases = layers.get(above, [])
         assert cases, f"no {above} checks were collected"

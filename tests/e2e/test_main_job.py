@@ -26,7 +26,11 @@ pytestmark = pytest.mark.e2e
 def main_job(local_stack: Any) -> dict[str, Any]:
     proc = subprocess.run(
         ["bash", "scripts/main-job.sh", "-n", "2"],
-        cwd=REPO, env=harness_env(), capture_output=True, text=True, timeout=1800,
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     output = proc.stdout + proc.stderr
     (REPO / "reports" / "main-job-output.txt").write_text(output)
@@ -58,7 +62,9 @@ def test_the_main_job_passes_every_layer_on_the_healthy_local_stack(
         assert not bad, f"{layer}: {bad}"
 
 
-def test_the_main_job_prints_where_its_single_file_report_is(main_job: dict[str, Any]) -> None:
+def test_the_main_job_prints_where_its_single_file_report_is(
+    main_job: dict[str, Any],
+) -> None:
     lines = [ln for ln in main_job["output"].splitlines() if ln.startswith("report: ")]
     assert lines, main_job["output"][-3000:]
     report = Path(lines[-1].split(": ", 1)[1])
@@ -67,7 +73,9 @@ def test_the_main_job_prints_where_its_single_file_report_is(main_job: dict[str,
     assert "run.id=ms-" in env and "health.slo=PASS" in env
 
 
-def test_both_workers_ran_checks_and_the_stack_was_built_once(main_job: dict[str, Any]) -> None:
+def test_both_workers_ran_checks_and_the_stack_was_built_once(
+    main_job: dict[str, Any],
+) -> None:
     out = main_job["output"]
     assert "2 workers" in out or "created: 2/2 workers" in out
     assert out.count("[meshstack] cloud    provisioning") == 1
@@ -77,28 +85,47 @@ def test_the_evidence_bundle_re_judges_to_the_verdicts_of_the_live_run(
     main_job: dict[str, Any],
 ) -> None:
     run_id = next(
-        ln.split()[2] for ln in main_job["output"].splitlines() if ln.startswith("[meshstack] run")
+        ln.split()[2]
+        for ln in main_job["output"].splitlines()
+        if ln.startswith("[meshstack] run")
     )
     bundle = REPO / ".meshstack" / "bundle" / run_id
-    manifest = [json.loads(x) for x in (bundle / "bundle.jsonl").read_text().splitlines()]
+    manifest = [
+        json.loads(x) for x in (bundle / "bundle.jsonl").read_text().splitlines()
+    ]
     assert len(manifest) >= 10, "the live run judged too few artifacts"
     proc = subprocess.run(
         [str(VENV_BIN / "meshstack"), "analyze", "--json", str(bundle)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    rejudged = {Path(json.loads(x)["file"]).name: json.loads(x) for x in proc.stdout.splitlines()}
+    rejudged = {
+        Path(json.loads(x)["file"]).name: json.loads(x)
+        for x in proc.stdout.splitlines()
+    }
     for entry in manifest:
         if entry["context"].get("lossy") or "/" in entry["file"]:
             continue
         again = rejudged[entry["file"]]
-        assert (again["verdict"], again["reasons"]) == (entry["verdict"], entry["reasons"]), entry
+        assert (again["verdict"], again["reasons"]) == (
+            entry["verdict"],
+            entry["reasons"],
+        ), entry
 
 
-def test_the_fresh_run_leaves_nothing_tagged_with_its_run_id(main_job: dict[str, Any]) -> None:
+def test_the_fresh_run_leaves_nothing_tagged_with_its_run_id(
+    main_job: dict[str, Any],
+) -> None:
     run_id = next(
-        ln.split()[2] for ln in main_job["output"].splitlines() if ln.startswith("[meshstack] run")
+        ln.split()[2]
+        for ln in main_job["output"].splitlines()
+        if ln.startswith("[meshstack] run")
     )
     assert leftovers(run_id) == []
     assert not (REPO / ".meshstack" / "state.json").exists()
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    namespaces = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
+    )
     assert "ms-" not in namespaces.stdout, namespaces.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from meshstack.providers.base import Provider
@@ -40,6 +41,7 @@ class SelfTestProvider(Provider):
     def provision(self) -> None:
         self._journal("provision")
         self.ctx.record(self.layer_name, "thing", f"{self.layer_name}-1")
+        time.sleep(float(self.settings.get("delay", 0)))
         self.state.outputs["made"] = True
         self.ctx.save()
 

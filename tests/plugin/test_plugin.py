@@ -333,3 +333,48 @@ def test_a_profile_can_extend_another_and_override_one_setting(
     assert profile.layers["cluster"]["reasons"] == ["node_not_ready"]
     assert profile.layers["cluster"]["provider"] == PROVIDER
     assert profile.layers["cloud"]["reasons"] == []
+
+
+def test_ctrl_c_while_building_removes_what_was_already_made(
+    harness: pytest.Pytester,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    log = write_profile(harness)
+    profile = harness.path / "stacks" / "local.yaml"
+    data = json.loads(profile.read_text())
+    data["layers"]["cluster"]["delay"] = 30
+    profile.write_text(json.dumps(data))
+    write_suites(harness)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites",
+            "--stack=fresh",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=harness.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "cluster  provisioning" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    events = [(e["layer"], e["event"]) for e in journal(log)]
+    assert ("cluster", "teardown") in events and ("cloud", "teardown") in events, events
+    state = (
+        json.loads((harness.path / ".meshstack" / "state.json").read_text())
+        if (harness.path / ".meshstack" / "state.json").exists()
+        else {"layers": {}}
+    )
+    assert all(not layer["resources"] for layer in state["layers"].values())

@@ -50,6 +50,7 @@ class MeshstackRun:
         self.dependency_skips: list[str] = []
         self.passed: set[str] = set()
         self.harness_problems: list[str] = []
+        self.removed = False
 
     def progress(self, layer: str, step: str) -> None:
         elapsed = clock.monotonic() - self.started
@@ -167,7 +168,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     run.stack.begin()
     run.progress("run", f"{run.stack.state.run_id} ({run.settings.mode})")
     _record_bundle(run.stack)
-    run.stack.up()
+    try:
+        run.stack.up()
+    except BaseException:
+        # pytest does not finish a session whose start was interrupted: remove
+        # what was made here, or Ctrl-C during provisioning would strand it.
+        run.progress("run", "interrupted while building: removing what was made")
+        _remove_stack(run)
+        if run.lock is not None:
+            run.lock.release()
+        raise
+
+
+def _remove_stack(run: MeshstackRun) -> None:
+    """Tear down what this run made (once), unless asked to keep it."""
+    if run.removed or run.settings.keep or run.stack is None:
+        return
+    run.removed = True
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        left = run.stack.down()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if left:
+        run.harness_problems.append("teardown left: " + "; ".join(left))
 
 
 def _record_bundle(stack: Stack) -> None:
@@ -262,9 +286,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run is None or run.worker or run.stack is None:
         return
     try:
-        left = [] if run.settings.keep else run.stack.down()
-        if left:
-            run.harness_problems.append("teardown left: " + "; ".join(left))
+        _remove_stack(run)
         run.harness_problems += outcome.dependency_problems(
             run.dependency_skips, run.passed
         )
