@@ -101,6 +101,17 @@ def set_image_tags(docs: list[dict[str, Any]], version: str) -> None:
                 c["image"] = f"{repo}:{version}"
 
 
+def manifest_documents(path: Path) -> list[dict[str, Any]]:
+    """Every document of a manifest file, or of a directory's *.yaml files in order."""
+    files = sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no *.yaml manifests; set layers.lb.manifests")
+    docs = []
+    for f in files:
+        docs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if d]
+    return docs
+
+
 def _pool(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -155,7 +166,7 @@ class MetalLBProvider(Provider):
     # -- provisioning ------------------------------------------------------------
     def provision(self) -> None:
         s = self.settings
-        docs = [d for d in yaml.safe_load_all(Path(s["manifests"]).read_text()) if d]
+        docs = manifest_documents(self.ctx.path(str(s["manifests"])))
         set_image_tags(docs, s["version"])
         self.ctx.progress("lb", f"installing MetalLB {s['version']}")
         self._apply(docs)
@@ -342,31 +353,44 @@ class MetalLBProvider(Provider):
 
     def judge_servicelb(self) -> Finding:
         """k3s's own service load balancer must not run beside MetalLB."""
-        objs = [
-            o
-            for o in self.gathered_objects()
-            if o.get("kind") in ("DaemonSet", "Pod", "Node")
-        ]
+        objs = self.gathered_objects()
         f = analyzers.get("metallb-config").judge(
-            Evidence(objects_yaml(objs), "svclb objects and nodes"), self._context()
+            Evidence(objects_yaml(objs), "MetalLB, svclb and node objects"),
+            self._context(),
         )
+        if "unrecognised_input" in f.reasons:
+            # no MetalLB resource to recognise the input by: judge svclb by name
+            f = Finding(layer="lb", kind="metallb-config")
+            self._svclb_by_name(objs, f)
         f.layer = "lb"
         keep = {"k3s_servicelb_active_with_metallb"}
         f.reasons = [r for r in f.reasons if r in keep]
+        f.verdict_override = None
+        self._servicelb_args(f)
+        return f
+
+    def _svclb_by_name(self, objs: list[dict[str, Any]], f: Finding) -> None:
+        names = [
+            f"{o['kind'].lower()}/{o['metadata']['name']}"
+            for o in objs
+            if o.get("kind") in ("DaemonSet", "Pod")
+            and o["metadata"]["name"].startswith("svclb-")
+        ]
+        if names:
+            f.evidence += names
+            f.add("k3s_servicelb_active_with_metallb", _SERVICELB_HINT, svclb=names)
+
+    def _servicelb_args(self, f: Finding) -> None:
         args = self.ctx.outputs("cluster").get("server_args")
         if isinstance(args, list) and not servicelb_disabled([str(a) for a in args]):
             f.add(
-                "k3s_servicelb_active_with_metallb",
-                "restart the k3s servers with `--disable servicelb` and delete any "
-                "leftover svclb DaemonSets",
-                server_args=args,
+                "k3s_servicelb_active_with_metallb", _SERVICELB_HINT, server_args=args
             )
         if args is None:
             f.hint(
                 "the cluster layer recorded no k3s server arguments; judged from "
                 "svclb objects and node annotations only"
             )
-        return f
 
     def judge_components(self) -> Finding:
         state = self.components()
@@ -517,6 +541,12 @@ class MetalLBProvider(Provider):
     def close(self) -> None:
         if self._kube is not None:
             self._kube.api.close()
+
+
+_SERVICELB_HINT = (
+    "restart the k3s servers with `--disable servicelb` and delete any leftover "
+    "svclb DaemonSets"
+)
 
 
 def _causes(config: Finding) -> Finding:

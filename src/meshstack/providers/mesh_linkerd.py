@@ -41,7 +41,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "data_plane_namespaces": {"type": "list", "items": {"type": "str"}, "default": []},
     "check_wait": {"type": "seconds", "default": 120},
     "cli_timeout": {"type": "seconds", "default": 120},
-    "install_timeout": {"type": "seconds", "default": 300},
+    "control_plane_timeout": {"type": "seconds", "default": 300},
 }
 
 
@@ -94,7 +94,8 @@ class LinkerdProvider(Provider):
         self, *args: str, timeout: float | None = None
     ) -> subprocess.CompletedProcess:
         """Run the linkerd CLI against this cluster; the caller judges the exit code."""
-        argv = [str(self.settings["cli"]), *args, f"--kubeconfig={self.kubeconfig}"]
+        cli = self.ctx.path(str(self.settings["cli"]))
+        argv = [str(cli), *args, f"--kubeconfig={self.kubeconfig}"]
         limit = timeout or self.settings["cli_timeout"]
         log.debug("run (timeout %.0fs): %s", limit, redact(argv))
         try:
@@ -214,7 +215,7 @@ class LinkerdProvider(Provider):
                 "[linkerd] control plane deployments available",
                 lambda: self.deployments_not_ready(namespaces),
                 lambda r: not r,
-                self.settings["install_timeout"],
+                self.settings["control_plane_timeout"],
                 interval=1.0,
                 retry_on=(client.ApiException,),
             )

@@ -1,0 +1,131 @@
+"""Shared by the lb and mesh provider self-tests: a twin API server and a context.
+
+A plain module (not a conftest) so it cannot collide with other layers' helpers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from meshstack.profile import check
+from meshstack.providers.base import LayerState, StackContext
+from meshstack.providers.kube_apply import KubeClient
+from meshstack.twin.kube.apiserver import ApiServer, ApiServerConfig
+from meshstack.twin.kube.controllers import ControllerOptions
+
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class TwinCluster:
+    """A twin API server on loopback (no kubelet) with one Ready node."""
+
+    def __init__(self, root: Path, servicelb: bool = False) -> None:
+        cfg = ApiServerConfig(
+            root / "api",
+            port=0,
+            persist=False,
+            controllers=ControllerOptions(servicelb=servicelb),
+        )
+        self.server = ApiServer(cfg)
+        self.server.start()
+        self.kubeconfig = root / "kubeconfig"
+        self.kubeconfig.write_text(self.server.kubeconfig())
+        self.kube = KubeClient.from_file(str(self.kubeconfig))
+        self.core = client.CoreV1Api(self.kube.api)
+        now = dt.datetime.now(dt.UTC).strftime(RFC3339)
+        self.core.create_node({"metadata": {"name": "node-1"}})
+        cond = {
+            "type": "Ready",
+            "status": "True",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+            "reason": "KubeletReady",
+            "message": "ok",
+        }
+        self.core.patch_node_status("node-1", {"status": {"conditions": [cond]}})
+
+    def play_kubelet(self, namespaces: list[str], seconds: float) -> threading.Thread:
+        """For a bounded time, mark every pod of the namespaces Running and ready.
+
+        The twin API server runs no kubelet; this stands in for one where a test
+        needs pods ready but not their processes.
+        """
+        stop_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+
+        def loop() -> None:
+            while dt.datetime.now(dt.UTC) < stop_at:
+                for ns in namespaces:
+                    self._ready(ns)
+                threading.Event().wait(0.3)
+
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        return t
+
+    def _ready(self, ns: str) -> None:
+        try:
+            pods = self.core.list_namespaced_pod(ns).items
+        except client.ApiException:
+            return
+        for pod in pods:
+            if pod.status.phase == "Running":
+                continue
+            statuses = [
+                {
+                    "name": c.name,
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": c.image,
+                    "imageID": "",
+                    "state": {
+                        "running": {
+                            "startedAt": dt.datetime.now(dt.UTC).strftime(RFC3339)
+                        }
+                    },
+                }
+                for c in pod.spec.containers
+            ]
+            status = {
+                "phase": "Running",
+                "podIP": "127.0.0.1",
+                "containerStatuses": statuses,
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+            try:
+                self.core.patch_namespaced_pod_status(
+                    pod.metadata.name, ns, {"status": status}
+                )
+            except client.ApiException:
+                pass
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def make_context(tmp_path: Path, cluster: dict[str, Any]) -> StackContext:
+    """A context whose state lives in memory, with the cluster layer's outputs."""
+    layers = {"cluster": LayerState("cluster", outputs=dict(cluster))}
+    return StackContext(
+        run_id="selftest-lbmesh",
+        profile_path=tmp_path / "profile.yaml",
+        workdir=tmp_path / "work",
+        layers=layers,
+        save=lambda: None,
+        progress=lambda layer, step: None,
+        secret=lambda spec, what: "",
+        path=lambda p: (tmp_path / p).resolve(),
+        bundle_dir=tmp_path / "bundle",
+    )
+
+
+def settings(schema: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """A layer section validated and defaulted by the profile loader's checker."""
+    errors: list[str] = []
+    out = check(values, {"type": "dict", "keys": schema}, "layers.x", errors)
+    assert not errors, errors
+    return out

@@ -1,0 +1,283 @@
+"""The MetalLB provider applies the profile's configuration and judges what it reads.
+
+Run against the twin API server (official client, real admission) with no
+kubelet: where pods must be ready the test stands in for the kubelet, and where a
+webhook must answer it runs the MetalLB twin's controller process on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from lbmesh_support import TwinCluster, make_context, settings
+
+from meshstack.providers.base import ProviderError
+from meshstack.providers.lb_metallb import (
+    SETTINGS_SCHEMA,
+    Banner,
+    MetalLBProvider,
+    _in_ranges,
+    manifest_documents,
+    set_image_tags,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "stacks" / "local" / "metallb"
+POOLS = [{"name": "overlay-pool", "addresses": ["198.19.0.200-198.19.0.220"]}]
+
+
+def _settings(**over):
+    base = {"version": "v0.14.8", "manifests": str(MANIFESTS), "pools": POOLS}
+    return settings(SETTINGS_SCHEMA, **{**base, **over})
+
+
+@pytest.fixture
+def twin(tmp_path: Path) -> Iterator[TwinCluster]:
+    c = TwinCluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def _provider(tmp_path: Path, twin: TwinCluster, cluster_extra=None, **over):
+    outputs = {"kubeconfig": str(twin.kubeconfig), **(cluster_extra or {})}
+    return MetalLBProvider(_settings(**over), make_context(tmp_path, outputs))
+
+
+def test_image_tags_follow_the_profile_version():
+    docs = manifest_documents(MANIFESTS)
+    set_image_tags(docs, "v0.13.12")
+
+    images = [
+        c["image"]
+        for d in docs
+        for c in (((d.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+            "containers", []
+        )
+    ]
+    assert images == [
+        "quay.io/metallb/controller:v0.13.12",
+        "quay.io/metallb/speaker:v0.13.12",
+    ]
+
+
+def test_the_profile_switches_choose_what_is_applied(tmp_path, twin):
+    default = _provider(tmp_path, twin).config_documents()
+    c10 = _provider(tmp_path, twin, advertisements=[]).config_documents()
+    c09 = _provider(tmp_path, twin, legacy_configmap=True).config_documents()
+
+    assert [d["kind"] for d in default] == ["IPAddressPool", "L2Advertisement"]
+    assert default[1]["spec"] == {}  # one advertisement over every pool
+    assert [d["kind"] for d in c10] == ["IPAddressPool"]
+    assert [d["kind"] for d in c09] == ["ConfigMap"]
+    legacy = yaml.safe_load(c09[0]["data"]["config"])
+    assert legacy["address-pools"][0]["addresses"] == POOLS[0]["addresses"]
+
+
+def _apply_config(provider: MetalLBProvider, twin: TwinCluster) -> None:
+    for doc in manifest_documents(MANIFESTS):
+        if doc["kind"] in ("Namespace", "CustomResourceDefinition"):
+            twin.kube.apply(doc)
+    provider._apply(provider.config_documents())
+
+
+def test_no_advertisement_is_judged_pool_not_advertised_c10(tmp_path, twin):
+    provider = _provider(tmp_path, twin, advertisements=[])
+    _apply_config(provider, twin)
+
+    finding = provider.judge_config()
+
+    assert "pool_not_advertised" in finding.reasons
+    assert str(finding.verdict) == "FAIL"
+
+
+def test_the_profiles_own_configuration_is_judged_healthy(tmp_path, twin):
+    provider = _provider(tmp_path, twin)
+    _apply_config(provider, twin)
+
+    finding = provider.judge_config()
+
+    assert finding.verdict.healthy, finding.summary()
+    kinds = [r["type"] for r in provider.state.resources]
+    assert kinds == ["IPAddressPool", "L2Advertisement"]
+
+
+def test_a_legacy_configmap_on_0_14_is_judged_ignored_c09(tmp_path, twin):
+    provider = _provider(tmp_path, twin, legacy_configmap=True)
+    _apply_config(provider, twin)
+
+    finding = provider.judge_config()
+
+    assert "legacy_configmap_ignored" in finding.reasons
+
+
+def test_servicelb_left_on_in_the_k3s_args_is_found_c08(tmp_path, twin):
+    args = ["--disable", "traefik", "--node-ip", "198.19.0.10"]
+    bad = _provider(tmp_path, twin, {"server_args": args})
+    good = _provider(tmp_path, twin, {"server_args": [*args, "--disable", "servicelb"]})
+
+    assert bad.judge_servicelb().reasons == ["k3s_servicelb_active_with_metallb"]
+    assert good.judge_servicelb().reasons == []
+
+
+def test_svclb_daemonsets_of_a_running_servicelb_are_found_c08(tmp_path):
+    twin = TwinCluster(tmp_path / "c08", servicelb=True)
+    try:
+        twin.kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            }
+        )
+        provider = _provider(tmp_path, twin)
+        finding = _eventually(
+            provider.judge_servicelb, lambda f: bool(f.reasons), timeout=15
+        )
+    finally:
+        twin.stop()
+    assert finding.reasons == ["k3s_servicelb_active_with_metallb"]
+    assert any("svclb-web" in e for e in finding.evidence + [str(finding.details)])
+
+
+def _eventually(fn, ok, timeout: float):
+    import time
+
+    deadline = time.monotonic() + timeout
+    value = fn()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = fn()
+    return value
+
+
+def test_components_are_judged_from_the_controller_and_speakers(tmp_path, twin):
+    provider = _provider(tmp_path, twin)
+    for doc in manifest_documents(MANIFESTS):
+        if doc["kind"] not in ("ValidatingWebhookConfiguration",):
+            twin.kube.apply(doc)
+
+    before = provider.judge_components()
+    twin.play_kubelet(["metallb-system"], seconds=15)
+    after = _eventually(provider.judge_components, lambda f: not f.reasons, 15)
+
+    assert before.reasons == ["system_pods_not_ready"]
+    assert after.reasons == [], after.evidence
+    assert after.details["speakers_ready"] == after.details["speakers_desired"] == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _route_webhook(twin: TwinCluster, port: int) -> None:
+    for doc in manifest_documents(MANIFESTS):
+        if doc["kind"] in (
+            "Namespace",
+            "CustomResourceDefinition",
+            "ValidatingWebhookConfiguration",
+        ):
+            twin.kube.apply(doc)
+    twin.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "metallb-webhook-service",
+                "namespace": "metallb-system",
+            },
+            "spec": {"ports": [{"port": 443, "targetPort": 9443}]},
+        }
+    )
+    twin.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "metallb-webhook-service",
+                "namespace": "metallb-system",
+            },
+            "subsets": [
+                {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": port}]}
+            ],
+        }
+    )
+
+
+def test_a_webhook_that_never_answers_fails_once_the_retry_bound_is_spent(
+    tmp_path, twin
+):
+    _route_webhook(twin, _free_port())  # nothing listens there
+    provider = _provider(
+        tmp_path, twin, webhook_retry_timeout=2, webhook_retry_interval=0.5
+    )
+
+    with pytest.raises(ProviderError) as err:
+        provider._apply(provider.config_documents(), retry_webhook=True)
+
+    assert err.value.finding.reasons == ["webhook_unavailable"]
+    assert "connection refused" in str(err.value)
+
+
+def test_the_webhook_refusal_right_after_install_is_retried_until_it_answers(
+    tmp_path, twin
+):
+    port = _free_port()
+    _route_webhook(twin, port)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "MESHSTACK_KUBECONFIG": str(twin.kubeconfig),
+        "MESHSTACK_PORT_9443": str(port),
+        "MESHSTACK_PORT_7472": str(_free_port()),
+        "MESHSTACK_IMAGE_TAG": "v0.14.8",
+        "MESHSTACK_BIND_ADDRESS": "127.0.0.1",
+    }
+    log = (tmp_path / "controller.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meshstack.twin.metallb", "controller"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    provider = _provider(
+        tmp_path, twin, webhook_retry_timeout=30, webhook_retry_interval=0.5
+    )
+    try:
+        provider._apply(provider.config_documents(), retry_webhook=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert [r["type"] for r in provider.state.resources] == [
+        "IPAddressPool",
+        "L2Advertisement",
+    ]
+
+
+def test_addresses_are_matched_against_ranges_and_cidrs():
+    assert _in_ranges("198.19.0.210", ["198.19.0.200-198.19.0.220"])
+    assert _in_ranges("10.1.2.3", ["10.1.0.0/16"])
+    assert not _in_ranges("198.19.0.221", ["198.19.0.200-198.19.0.220"])
+
+
+def test_the_probe_backend_greets_through_a_real_connection():
+    banner = Banner("127.0.0.1", timeout=3)
+    try:
+        answer = banner.await_probe("127.0.0.1", banner.port)
+        silent = Banner("127.0.0.1", timeout=1)
+        silent.close()
+        nothing = silent.await_probe("127.0.0.1", silent.port)
+    finally:
+        banner.close()
+    assert answer == "meshstack-lb-probe"
+    assert banner.served == 1
+    assert nothing is None
