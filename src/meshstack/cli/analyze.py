@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from meshstack import analyzers
+from meshstack import analyzers, bundle
 from meshstack.analyzers import Context, Evidence
 from meshstack.verdicts import Finding, Verdict
 
@@ -175,6 +175,9 @@ class _Input:
     name: str
     evidence: Evidence
     error: str | None = None
+    # Set for the members of a live run's evidence bundle: judged as recorded.
+    kind: str | None = None
+    ctx: Context | None = None
 
 
 def _file(path: Path, name: str) -> _Input:
@@ -195,7 +198,23 @@ def _is_directory_kind(path: Path, kind: str | None) -> bool:
     return found is not None and found.directory
 
 
+def _bundle(path: Path, name: str) -> Iterator[_Input]:
+    """A live run's bundle: each artifact with the kind and context it was judged in."""
+    for entry in bundle.read_manifest(path):
+        target = Path(entry["file"])
+        if target.is_absolute():
+            item = _file(target, str(target))
+        else:
+            item = _file(path / target, os.path.join(name, entry["file"]))
+        item.kind = entry["kind"]
+        item.ctx = bundle.context_from_json(entry["context"])
+        yield item
+
+
 def _walk(path: Path, name: str, kind: str | None) -> Iterator[_Input]:
+    if kind is None and (path / bundle.MANIFEST).is_file():
+        yield from _bundle(path, name)
+        return
     if _is_directory_kind(path, kind):
         yield _Input(name, Evidence.from_path(path, name=name))
         return
@@ -317,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     verdicts = []
     for item in _inputs(args):
-        finding = _judge(item, ctx, args.kind)
+        finding = _judge(item, item.ctx or ctx, item.kind or args.kind)
         verdicts.append(finding.verdict)
         if args.json:
             print(json.dumps(_jsonable(finding.to_json(file=item.name))), flush=True)
