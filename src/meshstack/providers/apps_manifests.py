@@ -50,6 +50,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     },
     "available_timeout": {"type": "seconds", "default": 90},
     "route_timeout": {"type": "seconds", "default": 30},
+    # --stack=existing: what a lab built by other means offers (the layer's outputs).
+    "attach": {"type": "dict", "open": True, "keys": {}},
 }
 ROUTES_FILE = "routes.yaml"
 # Namespaces first, then what pods need, then workloads and Services.

@@ -40,6 +40,10 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "directory": {"type": "path", "default": "../loadprofiles"},
     "profiles": {"type": "list", "required": True, "items": {"type": "str"}},
     "python": {"type": "str", "default": ""},
+    # app -> base URL, for a lab built by other means (else the apps layer's URL).
+    "hosts": {"type": "dict", "default": {}},
+    # --stack=existing: what a lab built by other means offers (the layer's outputs).
+    "attach": {"type": "dict", "open": True, "keys": {}},
     # Seconds Locust may take beyond its run time to start and write its files.
     "grace_timeout": {"type": "seconds", "default": 60},
 }
@@ -158,6 +162,9 @@ class LocustLoad(Provider):
         return record
 
     def _host(self, profile: dict[str, Any]) -> str:
+        given = (self.settings.get("hosts") or {}).get(profile["app"])
+        if given:
+            return str(given)
         apps = self.ctx.outputs("apps").get("apps", {})
         app = apps.get(profile["app"])
         if not app or not app.get("url"):

@@ -44,6 +44,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "url": {"type": "str", "required": True},
     "scrape_interval": {"type": "seconds", "default": 1},
     "query_timeout": {"type": "seconds", "default": 10},
+    # --stack=existing: what a lab built by other means offers (the layer's outputs).
+    "attach": {"type": "dict", "open": True, "keys": {}},
 }
 
 Check = tuple[str, str, dict[str, Any] | None]  # name, PromQL, objective
