@@ -86,7 +86,9 @@ def _klipper() -> None:
     listen = _ports().get(src, src)
     if not dest_ips:
         raise SystemExit("klipper-lb: DEST_IPS is empty: nothing to forward to")
-    Forwarder("0.0.0.0", listen, lambda: [(dest_ips[0], dest)]).start()
+    # a hostPort is held on the node's address (each node is its own namespace)
+    host = os.environ.get("MESHSTACK_POD_IP", "0.0.0.0")
+    Forwarder(host, listen, lambda: [(dest_ips[0], dest)]).start()
     log.info("forwarding :%d -> %s:%d", listen, dest_ips[0], dest)
 
 

@@ -6,7 +6,8 @@ every hostPort the pod asks for free. A pod no node fits stays Pending with
 PodScheduled=False and a FailedScheduling event in kube-scheduler's wording
 ("0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod
 ports, 2 node(s) didn't match Pod's node affinity/selector."). Among fitting
-nodes, the one running the fewest pods wins.
+nodes, the one running the fewest pods of the same owner wins, then the one
+running the fewest pods.
 """
 
 from __future__ import annotations
@@ -115,8 +116,17 @@ class Scheduler(Controller):
         rt = self.api.resource("v1", "Pod")
         if not fit:
             return self._unschedulable(pod, len(nodes), reasons)
+        # spread a workload's pods first (kube-scheduler's default topology
+        # spreading), then balance the number of pods per node
+        owners = {r.get("uid") for r in pod["metadata"].get("ownerReferences") or []}
+        siblings = collections.Counter(
+            p["spec"].get("nodeName")
+            for p in pods
+            if owners
+            & {r.get("uid") for r in p["metadata"].get("ownerReferences") or []}
+        )
         load = collections.Counter(p["spec"].get("nodeName") for p in pods)
-        chosen = min(fit, key=lambda n: (load[n], n))
+        chosen = min(fit, key=lambda n: (siblings[n], load[n], n))
         pod["spec"]["nodeName"] = chosen
         bound = self.api.update(rt, ns, name, pod)
         bound["status"]["conditions"] = set_condition(
