@@ -106,7 +106,14 @@ def categories(results: Path) -> list[dict[str, Any]]:
             matcher["statuses"] = list(rule["matchedStatuses"])
         if rule.get("messageRegex"):
             matcher["message"] = str(rule["messageRegex"]).removeprefix("(?s)")
-        rules.append({"name": rule["name"], "matchers": matcher})
+        rules.append(
+            {
+                "name": rule["name"],
+                "matchers": matcher,
+                "groupBy": ["layer"],
+                "expand": True,
+            }
+        )
     return rules
 
 
