@@ -601,8 +601,8 @@ class Banner:
             except OSError:
                 return
             with conn:
-                conn.sendall(self.GREETING)
                 self.served += 1
+                conn.sendall(self.GREETING)
 
     def await_probe(self, ip: str, port: int) -> str | None:
         """The greeting read through ip:port, or None once the timeout is spent."""
