@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
+
+from locust import events
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,17 @@ def per_user_throughput() -> float:
         ) from None
     if value <= 0:
         raise RuntimeError(f"per-user throughput {value} is not positive")
-    log.info(
-        "wait_time: constant_throughput(%.4f) per user; %s users -> %s rps in total",
-        value,
-        users,
-        rate,
-    )
+
+    # Locust sets its logging up after it imports the locustfile: announce the
+    # pacing once it has, in every process that runs users.
+    @events.init.add_listener
+    def _announce(environment: Any, **_kwargs: Any) -> None:
+        log.info(
+            "wait_time: constant_throughput(%.4f) per user; %s users -> %s rps "
+            "in total",
+            value,
+            users,
+            rate,
+        )
+
     return value

@@ -241,7 +241,8 @@ class ManifestApps(Provider):
         log.debug("LIST deployments in %s", namespace)
         resp = client.AppsV1Api(self.kube.api).list_namespaced_deployment(namespace)
         items = [self.kube.api.sanitize_for_serialization(d) for d in resp.items]
-        return items, resp.metadata.resource_version
+        version = resp.metadata.resource_version if resp.metadata else None
+        return items, str(version or "")
 
     def wait_available(self, app: dict[str, Any]) -> None:
         """Watch the namespace's Deployments until every one is Available."""

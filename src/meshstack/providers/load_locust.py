@@ -36,6 +36,10 @@ from meshstack.verdicts import Finding, Verdict, harness_error, merge
 
 log = logging.getLogger(__name__)
 
+# Seconds a window's measured length can be off: Locust's history rows carry whole
+# seconds, and each end of the window can be off by one.
+RESOLUTION_SECONDS = 2
+
 SETTINGS_SCHEMA: dict[str, Any] = {
     "directory": {"type": "path", "default": "../loadprofiles"},
     "profiles": {"type": "list", "required": True, "items": {"type": "str"}},
@@ -60,6 +64,13 @@ def read_load_profile(directory: Path, name: str) -> dict[str, Any]:
     data = check(data, LOAD_SPEC, "", errors)
     if not errors:
         data.setdefault("steady", data["duration"] - data["ramp"])
+        if data["steady"] * data["tolerance"] < RESOLUTION_SECONDS:
+            errors.append(
+                f"steady ({data['steady']} s) cannot resolve a tolerance of "
+                f"{data['tolerance']:.0%}: Locust stamps its history in whole "
+                "seconds, so each end of the window can be off by one; make "
+                f"steady x tolerance >= {RESOLUTION_SECONDS} (e.g. 40 s at 5%)"
+            )
         if data["ramp"] + data["steady"] > data["duration"]:
             errors.append(
                 f"ramp ({data['ramp']}) + steady ({data['steady']}) is longer than "
