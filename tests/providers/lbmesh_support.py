@@ -6,6 +6,9 @@ A plain module (not a conftest) so it cannot collide with other layers' helpers.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,118 @@ def settings(schema: dict[str, Any], **values: Any) -> dict[str, Any]:
     out = check(values, {"type": "dict", "keys": schema}, "layers.x", errors)
     assert not errors, errors
     return out
+
+
+class NetnsNode:
+    """A bridge with a host address and one node namespace running the k3s twin.
+
+    Names and addresses are the caller's (each test module its own), all on the
+    bridge made here.
+    """
+
+    FAST = {
+        "MESHSTACK_TWIN_HEARTBEAT_INTERVAL": "1",
+        "MESHSTACK_TWIN_RESYNC_INTERVAL": "0.5",
+        "MESHSTACK_TWIN_PROXY_INTERVAL": "0.5",
+    }
+
+    def __init__(self, tag: str, subnet: str, node_dir: Path) -> None:
+        self.bridge, self.netns = f"ms{tag}0", f"ms{tag}-n1"
+        self.veth, self.inner = f"ms{tag}-v1", f"zt{tag}1"
+        self.host_ip, self.node_ip = f"{subnet}.1", f"{subnet}.10"
+        self.node_dir = node_dir
+        self.kubeconfig = node_dir / "etc/rancher/k3s/k3s.yaml"
+
+    def up(self, *server_args: str) -> None:
+        self.down()
+        for cmd in (
+            ("link", "add", self.bridge, "type", "bridge"),
+            ("addr", "add", f"{self.host_ip}/24", "dev", self.bridge),
+            ("link", "set", self.bridge, "up"),
+            ("netns", "add", self.netns),
+            (
+                "link",
+                "add",
+                self.veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.inner,
+                "netns",
+                self.netns,
+            ),
+            ("link", "set", self.veth, "master", self.bridge, "up"),
+        ):
+            sh("ip", *cmd)
+        for cmd in (
+            ("addr", "add", f"{self.node_ip}/24", "dev", self.inner),
+            ("link", "set", self.inner, "up"),
+            ("link", "set", "lo", "up"),
+        ):
+            sh("ip", "netns", "exec", self.netns, "ip", *cmd)
+        done = self.k3s(
+            "server",
+            "--daemon",
+            "--node-name",
+            "n1",
+            "--bind-address",
+            self.node_ip,
+            "--token",
+            "selftest",
+            *server_args,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def k3s(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        src = Path(__file__).resolve().parents[2] / "src"
+        env = {
+            **os.environ,
+            **self.FAST,
+            "MESHSTACK_NODE_DIR": str(self.node_dir),
+            "PYTHONPATH": str(src),
+        }
+        return subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                sys.executable,
+                "-m",
+                "meshstack.twin.k3s",
+                *args,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def down(self) -> None:
+        if self.kubeconfig.exists():
+            self.k3s("killall", timeout=60)
+        sh("ip", "netns", "del", self.netns, check=False)
+        sh("ip", "link", "del", self.veth, check=False)
+        sh("ip", "link", "del", self.bridge, check=False)
+
+
+def sh(
+    *argv: str, check: bool = True, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    """A checked command with a timeout; the error quotes its stderr."""
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}"
+        )
+    return proc
+
+
+def netns_capable() -> bool:
+    import shutil
+
+    return os.geteuid() == 0 and shutil.which("ip") is not None
