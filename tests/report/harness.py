@@ -167,9 +167,11 @@ def read_results(directory: Path) -> list[dict[str, object]]:
 
 
 def labels(result: dict[str, object], name: str) -> list[str]:
+    found = result.get("labels")
+    entries = found if isinstance(found, list) else []
     return [
         str(lab.get("value"))
-        for lab in result.get("labels", [])  # type: ignore[union-attr]
+        for lab in entries
         if isinstance(lab, dict) and lab.get("name") == name
     ]
 

@@ -28,7 +28,7 @@ from tests.report.harness import (
     write_harness,
 )
 
-ALL_PASS = {
+ALL_PASS: dict[str, dict[str, str | None]] = {
     layer: {f"test_{layer}_holds": ""} for layer in ("cloud", "cluster", "mesh")
 }
 

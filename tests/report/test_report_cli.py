@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from meshstack.cli import report
 from meshstack.pytest import reporting
-from tests.report.harness import clean_env, run_report
+from tests.report.harness import allure_installed, clean_env, run_report
 
 EXIT_OPERATION, EXIT_HARNESS, EXIT_USAGE = 2, 3, 4
 
@@ -122,3 +124,28 @@ def test_the_analytics_tag_is_cut_from_the_report(tmp_path: Path) -> None:
     text = index.read_text()
     assert "googletagmanager" not in text and "gtag" not in text
     assert text.count(keep) == 2
+
+
+@pytest.mark.skipif(not allure_installed(), reason="run `npm install` in the checkout")
+def test_the_history_file_keeps_only_the_last_runs_it_is_limited_to(
+    tmp_path: Path,
+) -> None:
+    results, history = _one_result(tmp_path / "r"), tmp_path / "h.jsonl"
+    runs: list[str] = []
+    for n in range(3):
+        made = run_report(
+            tmp_path, "--results", str(results), "--output", str(tmp_path / f"o{n}"),
+            "--history", str(history), "--history-limit", "2",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        kept = [json.loads(line)["uuid"] for line in history.read_text().splitlines()]
+        runs.append(kept[-1])
+        assert kept == runs[-2:], f"after report {n + 1}: {kept}, all runs {runs}"
+
+
+def test_a_history_limit_below_one_is_a_usage_error(tmp_path: Path) -> None:
+    made = run_report(
+        tmp_path, *_args(tmp_path, _one_result(tmp_path / "r")), "--history-limit", "0"
+    )
+    assert made.returncode == EXIT_USAGE, made.stderr
+    assert "--history-limit=0: expected a whole number of runs" in made.stderr

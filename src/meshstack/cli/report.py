@@ -28,6 +28,8 @@ from meshstack.cli.main import EXIT_HARNESS, EXIT_OK, EXIT_OPERATION, UsageError
 log = logging.getLogger(__name__)
 
 GENERATE_TIMEOUT = 300.0
+# A nightly run of ~300 checks adds ~250 KB to the history file: keep a month.
+HISTORY_LIMIT = 30
 # Allure 3's awesome template: an async gtag.js loader, then its inline config.
 _ANALYTICS = re.compile(
     r'<script async src="https://www\.googletagmanager\.com/[^"]*"></script>\s*'
@@ -52,6 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=Path,
         default=Path("reports/history/history.jsonl"),
         help="history carried between runs (created if absent)",
+    )
+    p.add_argument(
+        "--history-limit",
+        type=int,
+        default=HISTORY_LIMIT,
+        help=f"runs kept in the history file, oldest dropped (default {HISTORY_LIMIT})",
     )
     p.add_argument("--name", default="meshstack conformance")
     p.set_defaults(run=run)
@@ -117,7 +125,13 @@ def categories(results: Path) -> list[dict[str, Any]]:
     return rules
 
 
-def build(results: Path, output: Path, history: Path, name: str) -> Path:
+def build(
+    results: Path,
+    output: Path,
+    history: Path,
+    name: str,
+    history_limit: int = HISTORY_LIMIT,
+) -> Path:
     """Generate the report; return the path of its single HTML file."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise NotADirectoryError(f"{results}: no Allure results (*-result.json) here")
@@ -129,6 +143,7 @@ def build(results: Path, output: Path, history: Path, name: str) -> Path:
         "name": name,
         "output": str(output.resolve()),
         "historyPath": str(history.resolve()),
+        "historyLimit": history_limit,
         "categories": categories(results),
         "plugins": {"awesome": {"options": awesome}},
     }
@@ -177,8 +192,15 @@ def _strip_analytics(index: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.output.resolve() == args.results.resolve():
         raise UsageError("--output must differ from --results")
+    if args.history_limit < 1:
+        raise UsageError(
+            f"--history-limit={args.history_limit}: expected a whole number of runs "
+            "of at least 1"
+        )
     try:
-        index = build(args.results, args.output, args.history, args.name)
+        index = build(
+            args.results, args.output, args.history, args.name, args.history_limit
+        )
     except NotADirectoryError as exc:
         print(
             f"meshstack report: {exc}; run the suites with --alluredir first",
