@@ -128,21 +128,30 @@ class Container:
 
 def stop_group(pid: int, grace: float) -> None:
     """SIGTERM the process group of ``pid``, then SIGKILL after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                waited = os.waitpid(pid, os.WNOHANG)
-                if waited[0] == pid:
-                    return
-            except (ChildProcessError, ProcessLookupError):
+            if _gone(pid):
                 return
             time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (reaped here if it is our child, or a zombie)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def kill_recorded(pods_dir: Path, grace: float = 2.0) -> int:
