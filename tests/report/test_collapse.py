@@ -109,6 +109,10 @@ def test_an_ordinary_two_worker_run_keeps_one_result_per_collected_item(
     assert len(_distinct(results)) == len(results) == int(collected.group(1)) == 3
     # Both workers ran checks, so the run could have collapsed and did not.
     assert len(_workers(results)) == 2
+    # Results written by either worker are labelled with their layer and verdict.
+    for r in results:
+        layer = str(r["fullName"]).split(".")[1]
+        assert labels(r, "parentSuite") == [layer] and "PASS" in labels(r, "tag")
     finding = analyzers.get("allure-results").judge(
         Evidence(text="", name=str(results_dir), path=results_dir),
         Context(extra={"expected_results": 3}),
