@@ -143,10 +143,14 @@ class LinkerdProvider(Provider):
             for step in (("install", "--crds"), ("install",)):
                 self.ctx.progress("mesh", f"linkerd {' '.join(step)}")
                 self._apply_output(self._cli_ok(*step))
+        # viz pods created before the injector answers would stay unmeshed (its
+        # webhook fails open), so the control plane must be ready first
+        self._await_control_plane([NS])
         if self.settings["viz"] and not self._namespace_exists(VIZ_NS):
             self.ctx.progress("mesh", "linkerd viz install")
             self._apply_output(self._cli_ok("viz", "install"))
-        self._await_control_plane()
+        if self.settings["viz"]:
+            self._await_control_plane([VIZ_NS])
         self.state.outputs.update(
             version=self.settings["version"], namespace=NS, viz=self.settings["viz"]
         )
@@ -208,11 +212,10 @@ class LinkerdProvider(Provider):
             if created:
                 self.ctx.record("mesh", doc["kind"], rid, api_version=doc["apiVersion"])
 
-    def _await_control_plane(self) -> None:
-        namespaces = [NS] + ([VIZ_NS] if self.settings["viz"] else [])
+    def _await_control_plane(self, namespaces: list[str]) -> None:
         try:
             wait_for(
-                "[linkerd] control plane deployments available",
+                f"[{', '.join(namespaces)}] deployments available",
                 lambda: self.deployments_not_ready(namespaces),
                 lambda r: not r,
                 self.settings["control_plane_timeout"],
