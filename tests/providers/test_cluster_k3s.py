@@ -223,24 +223,38 @@ def test_an_agent_with_a_wrong_token_fails_provisioning_as_token_rejected(provis
 
 
 def test_flags_given_apart_are_judged_incomplete():
+    from meshstack.providers.cluster_k3s_checks import judge_flags
     from meshstack.verdicts import Finding
 
     f = Finding(layer="cluster")
-    nodes = [
-        {
-            "metadata": {
-                "name": "n",
-                "annotations": {
-                    "k3s.io/node-args": '["agent", "--node-ip", "198.19.0.12"]'
-                },
-            }
-        }
+    args = '["agent", "--node-ip", "198.19.0.12"]'
+    nodes = [{"metadata": {"name": "n", "annotations": {"k3s.io/node-args": args}}}]
+    assert judge_flags(nodes, f) == 1
+    assert f.reasons == ["overlay_flags_incomplete"]
+    assert "without --flannel-iface" in f.hints[0]
+
+
+def test_the_named_checks_judge_the_live_cluster(provisioned):
+    for check in ("nodes", "system_pods", "addresses", "flags"):
+        finding = provisioned.judge(check)
+        assert finding.reasons == [], f"{check}: {finding.summary()}"
+        assert finding.evidence, f"{check} judged from no evidence"
+    table = provisioned.nodes_table().splitlines()
+    assert table[0].split()[:6] == [
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "AGE",
+        "VERSION",
+        "INTERNAL-IP",
     ]
-    K3sCluster._judge_flags(None, nodes, f)  # type: ignore[arg-type]
-    assert (
-        f.reasons == ["overlay_flags_incomplete"]
-        and "without --flannel-iface" in f.hints[0]
-    )
+    assert table[1].split()[:3] == ["node-1", "Ready", "control-plane,master"]
+    assert table[2].split()[:3] == ["node-2", "Ready", "<none>"]
+    assert provisioned.state.outputs["server_args"][:3] == [
+        "--node-name",
+        "node-1",
+        "--disable",
+    ]
 
 
 def test_teardown_uninstalls_every_node_it_installed(sshd, tmp_path):

@@ -19,7 +19,6 @@ profile names), never ~/.kube/config.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import secrets
@@ -32,7 +31,8 @@ from kubernetes import client, config, watch
 
 from meshstack import ssh
 from meshstack.analyzers import Context, Evidence, get
-from meshstack.analyzers.k3s_log import flag_values, servicelb_disabled
+from meshstack.analyzers.k3s_log import servicelb_disabled
+from meshstack.providers import cluster_k3s_checks as checks
 from meshstack.providers.base import Provider, ProviderError
 from meshstack.verdicts import Finding, harness_error
 
@@ -69,38 +69,11 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "ssh_timeout": {"type": "seconds", "required": False, "default": 30},
 }
 
-SVCLB_LABEL = "svccontroller.k3s.cattle.io/svcname"
-
 
 def _fail(code: str, message: str, **details: Any) -> ProviderError:
     f = Finding(layer="cluster", details=dict(details))
     f.add(code, message)
     return ProviderError(f, f"cluster: {message}")
-
-
-def _ready(node: dict[str, Any]) -> bool:
-    conds = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
-
-
-def _internal_ip(node: dict[str, Any]) -> str:
-    addrs = node.get("status", {}).get("addresses") or []
-    return next((a["address"] for a in addrs if a.get("type") == "InternalIP"), "")
-
-
-def _pod_ready(pod: dict[str, Any]) -> bool:
-    if pod.get("status", {}).get("phase") == "Succeeded":
-        return True
-    conds = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
-
-
-def node_args(node: dict[str, Any]) -> list[str]:
-    raw = (node["metadata"].get("annotations") or {}).get("k3s.io/node-args", "[]")
-    try:
-        return [str(a) for a in json.loads(raw)]
-    except ValueError:
-        return []
 
 
 class K3sCluster(Provider):
@@ -250,54 +223,42 @@ class K3sCluster(Provider):
     _secret_token: str = ""
 
     def provision(self) -> None:
+        """Install the server, fetch its kubeconfig, join the agents, await Ready."""
         plan = self._nodes_plan()
-        servers = [n for n in plan if n.get("role") == "server"]
-        if len(servers) != 1:
-            raise ProviderError(
-                harness_error(
-                    "cluster",
-                    "context_missing",
-                    f"expected one server among the cloud's servers; found {len(servers)}",
-                ),
-                "cluster: server count",
-            )
+        server = self._the_server(plan)
         token = self._secret_token = self._token()
-        server = servers[0]
         server_ip = server["node_ip"] or server["address"]
+        server_args = self._args("server_args", server, server_ip)
         self.ctx.progress("cluster", f"k3s server on {server['name']}")
-        self._install_node(
-            server,
-            ["server", *self._args("server_args", server, server_ip)],
-            {"K3S_TOKEN": token},
-        )
-        kc = self._fetch_kubeconfig(server, server_ip)
+        self._install_node(server, ["server", *server_args], {"K3S_TOKEN": token})
         url = f"https://{server_ip}:{self.settings.get('api_port', 6443)}"
-        for agent in plan[1:]:
-            self.ctx.progress("cluster", f"k3s agent on {agent['name']}")
-            self._install_node(
-                agent,
-                ["agent", *self._args("agent_args", agent, server_ip)],
-                {"K3S_URL": url, "K3S_TOKEN": token},
-            )
         self.state.outputs.update(
-            kubeconfig=str(kc),
+            kubeconfig=str(self._fetch_kubeconfig(server, server_ip)),
             api_url=url,
+            server_args=server_args,
             overlay_cidr=self.ctx.outputs("overlay").get("cidr", ""),
-            nodes=[
-                {
-                    "name": n["name"],
-                    "role": n.get("role", ""),
-                    "node_ip": n["node_ip"] or n["address"],
-                }
-                for n in plan
-            ],
+            nodes=[_node_output(n) for n in plan],
         )
         self.ctx.save()
+        for agent in [n for n in plan if n is not server]:
+            self.ctx.progress("cluster", f"k3s agent on {agent['name']}")
+            agent_args = ["agent", *self._args("agent_args", agent, server_ip)]
+            self._install_node(agent, agent_args, {"K3S_URL": url, "K3S_TOKEN": token})
         self.ctx.progress("cluster", "nodes Ready")
-        self.wait_nodes_ready(
-            [n["name"] for n in plan],
-            float(self.settings.get("node_ready_timeout", 90)),
-        )
+        timeout = float(self.settings.get("node_ready_timeout", 90))
+        self.wait_nodes_ready([n["name"] for n in plan], timeout)
+
+    @staticmethod
+    def _the_server(plan: list[dict[str, Any]]) -> dict[str, Any]:
+        servers = [n for n in plan if n.get("role") == "server"]
+        if len(servers) != 1:
+            names = [f"{n['name']} ({n.get('role')})" for n in plan]
+            message = f"expected one server among the cloud's servers; found {names}"
+            raise ProviderError(
+                harness_error("cluster", "context_missing", message),
+                f"cluster: {message}; set exactly one role: server in cloud.servers",
+            )
+        return servers[0]
 
     def _install_node(
         self, node: dict[str, Any], argv: list[str], env: dict[str, str]
@@ -373,7 +334,7 @@ class K3sCluster(Provider):
         """Watch Nodes until every named one is Ready; log each change."""
         started, deadline = time.monotonic(), time.monotonic() + timeout
         listed = self._list(self.core.list_node)
-        seen = {n["metadata"]["name"]: _ready(n) for n in listed["items"]}
+        seen = {n["metadata"]["name"]: checks.ready(n) for n in listed["items"]}
         rv = listed["metadata"]["resourceVersion"]
         while not all(seen.get(n) for n in names):
             left = deadline - time.monotonic()
@@ -392,128 +353,95 @@ class K3sCluster(Provider):
             ):
                 obj = event["raw_object"]
                 rv, name = obj["metadata"]["resourceVersion"], obj["metadata"]["name"]
-                if seen.get(name) != _ready(obj):
+                if seen.get(name) != checks.ready(obj):
                     log.info(
                         "[%s] Ready=%s after %.1f s",
                         name,
-                        _ready(obj),
+                        checks.ready(obj),
                         time.monotonic() - started,
                     )
-                seen[name] = _ready(obj) and event["type"] != "DELETED"
+                seen[name] = checks.ready(obj) and event["type"] != "DELETED"
                 if all(seen.get(n) for n in names):
                     break
 
-    # -- probe ------------------------------------------------------------------
-    def probe(self) -> Finding:
-        f = Finding(layer="cluster", kind="cluster-probe")
-        try:
-            nodes, pods = self.nodes(), self.system_pods()
-        except ProviderError as exc:
-            return exc.finding
-        self._judge_nodes(nodes, f)
-        self._judge_pods(pods, f)
-        self._judge_addresses(nodes, f)
-        self._judge_flags(nodes, f)
-        self.state.outputs["k3s_server_args"] = [
-            node_args(n)
-            for n in nodes
-            if "node-role.kubernetes.io/control-plane"
-            in (n["metadata"].get("labels") or {})
-        ]
-        self.state.outputs["servicelb_disabled"] = (
-            all(
-                servicelb_disabled(a[1:]) for a in self.state.outputs["k3s_server_args"]
-            )
-            if self.state.outputs["k3s_server_args"]
-            else None
-        )
-        self.ctx.save()
-        return f
-
-    def _judge_nodes(self, nodes: list[dict[str, Any]], f: Finding) -> None:
-        expected = {n["name"] for n in self.state.outputs.get("nodes") or []}
-        present = {n["metadata"]["name"] for n in nodes}
-        for name in sorted(expected - present):
-            f.add(
-                "node_not_ready",
-                f"node {name} was installed but is not registered",
-                missing=sorted(expected - present),
-            )
-        if not nodes:
-            f.add("node_not_ready", "the cluster has no nodes")
-        for n in nodes:
-            state = "Ready" if _ready(n) else "NotReady"
-            f.evidence.append(f"node {n['metadata']['name']} {state} {_internal_ip(n)}")
-            if not _ready(n):
-                f.add(
-                    "node_not_ready",
-                    f"node {n['metadata']['name']} is not Ready: check its k3s log",
-                    not_ready=n["metadata"]["name"],
-                )
-
-    def _judge_pods(self, pods: list[dict[str, Any]], f: Finding) -> None:
-        system = [
-            p for p in pods if SVCLB_LABEL not in (p["metadata"].get("labels") or {})
-        ]
-        if not system:
-            f.add(
-                "system_pods_not_ready",
-                "kube-system has no pods: k3s deployed none of its components",
-            )
-        bad = [p["metadata"]["name"] for p in system if not _pod_ready(p)]
-        for name in bad:
-            f.add("system_pods_not_ready", f"kube-system/{name} is not ready", pods=bad)
-        f.evidence.append(
-            f"{len(system) - len(bad)}/{len(system)} kube-system pods ready"
-        )
-
-    def _judge_addresses(self, nodes: list[dict[str, Any]], f: Finding) -> None:
-        cidr = self.state.outputs.get("overlay_cidr") or self.ctx.outputs(
-            "overlay"
-        ).get("cidr")
-        if not cidr:
-            f.hint(
-                "the overlay's CIDR is unknown, so node addresses were not checked against it"
-            )
-            return
-        net = ipaddress.ip_network(cidr, strict=False)
-        ep = self._list(
-            self.core.list_namespaced_endpoints,
-            "default",
-            field_selector="metadata.name=kubernetes",
-        )["items"]
-        api_ips = [
+    # -- probe and checks -----------------------------------------------------------
+    def api_endpoint_ips(self) -> list[str]:
+        eps = self._list(self.core.list_namespaced_endpoints, "default")["items"]
+        return [
             a["ip"]
-            for e in ep
+            for e in eps
+            if e["metadata"]["name"] == "kubernetes"
             for s in e.get("subsets") or []
             for a in s.get("addresses") or []
         ]
-        for what, ip in [
-            *((f"node {n['metadata']['name']}", _internal_ip(n)) for n in nodes),
-            *(("the API endpoint", ip) for ip in api_ips),
-        ]:
-            if not ip or ipaddress.ip_address(ip) not in net:
-                f.add(
-                    "node_ip_not_on_overlay",
-                    f"{what} has address {ip or 'none'}, outside the overlay {cidr}: pin --node-ip/--advertise-address to the overlay",
-                    address=ip,
-                )
 
-    def _judge_flags(self, nodes: list[dict[str, Any]], f: Finding) -> None:
-        for n in nodes:
-            args = node_args(n)
-            has_ip = bool(flag_values(args, "node-ip"))
-            has_iface = bool(flag_values(args, "flannel-iface"))
-            if has_ip != has_iface:
-                given, missing = (
-                    ("--node-ip", "--flannel-iface")
-                    if has_ip
-                    else ("--flannel-iface", "--node-ip")
+    def overlay_cidr(self) -> str:
+        return str(
+            self.state.outputs.get("overlay_cidr")
+            or self.ctx.outputs("overlay").get("cidr")
+            or ""
+        )
+
+    def probe(self) -> Finding:
+        """Nodes Ready, system pods ready, addresses on the overlay, flags whole."""
+        f = Finding(layer="cluster", kind="cluster-probe")
+        try:
+            nodes, pods = self.nodes(), self.system_pods()
+            api_ips = self.api_endpoint_ips()
+        except ProviderError as exc:
+            return exc.finding
+        checks.judge_nodes(nodes, self.state.outputs.get("nodes") or [], f)
+        checks.judge_pods(pods, f)
+        if self.overlay_cidr():
+            checks.judge_addresses(nodes, api_ips, self.overlay_cidr(), f)
+        else:
+            f.hint("the overlay's CIDR is unknown: node addresses were not checked")
+        checks.judge_flags(nodes, f)
+        self._record_server_args(nodes)
+        return f
+
+    def _record_server_args(self, nodes: list[dict[str, Any]]) -> None:
+        """Keep the servers' k3s arguments for the lb layer (servicelb, C08)."""
+        servers = [
+            checks.node_args(n) for n in nodes if "control-plane" in checks.roles(n)
+        ]
+        servers = [a for a in servers if a[:1] == ["server"]]
+        if servers:
+            self.state.outputs["k3s_server_args"] = servers
+            self.state.outputs["server_args"] = servers[0][1:]
+            self.state.outputs["servicelb_disabled"] = all(
+                servicelb_disabled(a[1:]) for a in servers
+            )
+        self.ctx.save()
+
+    def judge(self, check: str) -> Finding:
+        """One named check (nodes, system_pods, addresses, flags) for the suites."""
+        f = Finding(layer="cluster", kind=f"cluster-{check}")
+        nodes = self.nodes()
+        if check == "nodes":
+            checks.judge_nodes(nodes, self.state.outputs.get("nodes") or [], f)
+        elif check == "system_pods":
+            checks.judge_pods(self.system_pods(), f)
+        elif check == "addresses":
+            if not self.overlay_cidr():
+                f.add("context_missing", "the overlay layer recorded no CIDR")
+            else:
+                checks.judge_addresses(
+                    nodes, self.api_endpoint_ips(), self.overlay_cidr(), f
                 )
-                f.add(
-                    "overlay_flags_incomplete",
-                    f"node {n['metadata']['name']} runs k3s with {given} but without {missing}: set both to the overlay",
-                )
+        elif check == "flags":
+            if checks.judge_flags(nodes, f) == 0:
+                f.add("context_missing", "no node publishes its k3s arguments")
+        else:
+            raise ValueError(f"unknown cluster check {check!r}")
+        return f
+
+    def nodes_table(self) -> str:
+        return checks.nodes_table(self.nodes())
+
+    def pods_table(self, namespace: str = "kube-system") -> str:
+        pods = self._list(self.core.list_namespaced_pod, namespace)["items"]
+        return checks.pods_table(pods)
 
     # -- teardown ---------------------------------------------------------------
     def teardown(self) -> None:
@@ -538,6 +466,11 @@ class K3sCluster(Provider):
         if self._api is not None:
             self._api.close()
             self._api = None
+
+
+def _node_output(node: dict[str, Any]) -> dict[str, Any]:
+    address = node["node_ip"] or node["address"]
+    return {"name": node["name"], "role": node.get("role", ""), "node_ip": address}
 
 
 def _q(text: str) -> str:
