@@ -34,6 +34,10 @@ Twin simplifications, by design:
   /emojivoto.v1.VotingService/VotePoop`` at ``voting``) is its own series and an
   objective can exclude it by label.
 * No mTLS: ``tls="no_identity"`` on every series.
+
+# TODO: no outbound side: a real proxy also counts what its app sends
+# (``direction="outbound"``, per destination). Here web's calls to emoji and voting
+# are counted only by their inbound proxies, so outbound/edge views have no data.
 """
 
 from __future__ import annotations
