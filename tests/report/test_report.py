@@ -72,6 +72,8 @@ class Built:
 def _run_and_report(root: Path, history: Path, n: int) -> Run:
     results, out = root / f"results-{n}", root / f"report-{n}"
     ran = run_pytest(root, "suites", "--stack=fresh", f"--alluredir={results}")
+    # Checks fail by design (see harness.py); anything else means the run broke.
+    assert ran.returncode == pytest.ExitCode.TESTS_FAILED, ran.stdout + ran.stderr
     started = time.monotonic()
     made = run_report(
         root, "--results", str(results), "--output", str(out),
@@ -79,6 +81,7 @@ def _run_and_report(root: Path, history: Path, n: int) -> Run:
     )  # fmt: skip
     took = time.monotonic() - started
     assert made.returncode == 0, f"meshstack report failed:\n{made.stderr}"
+    assert "network" not in made.stderr, made.stderr
     lines = len(history.read_text().splitlines())
     return Run(ran, results, out / "index.html", took, lines)
 
