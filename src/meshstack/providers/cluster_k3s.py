@@ -42,7 +42,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "version": {"type": "str", "required": False, "default": ""},
     "install": {
         "type": "dict",
-        "required": True,
+        "required": False,
         "keys": {
             "script": {"type": "path", "required": True},
             "env": {"type": "dict", "required": False, "default": {}},
@@ -62,6 +62,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "items": {"type": "str"},
     },
     "kubeconfig": {"type": "path", "required": False},
+    # --stack=existing: outputs of a cluster built by other means (kubeconfig,
+    # overlay_cidr, nodes), as the lower layers' providers would have recorded
+    "attach": {"type": "dict", "required": False},
     "api_port": {"type": "int", "required": False, "default": 6443},
     "install_timeout": {"type": "seconds", "required": False, "default": 120},
     "node_ready_timeout": {"type": "seconds", "required": False, "default": 90},
@@ -142,7 +145,9 @@ class K3sCluster(Provider):
         """The install env of the profile, with {python} and {node_name} filled in."""
         values = {"{python}": sys.executable, "{node_name}": node["name"]}
         env = {}
-        for key, value in (self.settings["install"].get("env") or {}).items():
+        for key, value in (
+            (self.settings.get("install") or {}).get("env") or {}
+        ).items():
             text = str(value)
             for placeholder, filled in values.items():
                 text = text.replace(placeholder, filled)
@@ -150,6 +155,11 @@ class K3sCluster(Provider):
         return {**env, **extra}
 
     def _script(self) -> str:
+        if not (self.settings.get("install") or {}).get("script"):
+            message = "no install script: set cluster.install.script in the profile"
+            raise ProviderError(
+                harness_error("cluster", "credentials_missing", message), message
+            )
         path = self.ctx.path(str(self.settings["install"]["script"]))
         try:
             return path.read_text(encoding="utf-8")
