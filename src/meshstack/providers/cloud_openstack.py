@@ -414,6 +414,13 @@ class OpenStackCloud(Provider):
     def probe(self) -> Finding:
         return checks.probe(self)
 
+    def judge(self, *parts: str) -> Finding:
+        """Judge some of: image, keypair, servers, ssh (see checks.probe)."""
+        unknown = set(parts) - set(checks.PARTS)
+        if unknown:
+            raise ValueError(f"unknown parts {sorted(unknown)}; known: {checks.PARTS}")
+        return checks.probe(self, parts)
+
     def teardown(self) -> None:
         checks.teardown(self)
 

@@ -29,8 +29,16 @@ RUN_KEY = "meshstack-run"
 # -- probe ------------------------------------------------------------------------
 
 
-def probe(cloud: Any) -> Finding:
-    """Judge the layer from the live API and SSH; API failures judged as errors."""
+PARTS = ("image", "keypair", "servers", "ssh")
+
+
+def probe(cloud: Any, parts: tuple[str, ...] = PARTS) -> Finding:
+    """Judge the named parts of the layer from the live API and SSH.
+
+    ``image``: the image is active; ``keypair``: it exists; ``servers``: each is
+    ACTIVE on the run's network and tagged with the run id; ``ssh``: each answers
+    SSH with the profile's key. An API failure is judged as the error it is.
+    """
     from meshstack.providers.base import ProviderError
 
     finding = Finding(layer="cloud", kind="cloud-probe")
@@ -43,10 +51,15 @@ def probe(cloud: Any) -> Finding:
         )
         return finding
     try:
-        _probe_image(cloud, outputs["image_id"], finding)
-        _probe_keypair(cloud, outputs["keypair"], finding)
+        if "image" in parts:
+            _probe_image(cloud, outputs["image_id"], finding)
+        if "keypair" in parts:
+            _probe_keypair(cloud, outputs["keypair"], finding)
         for server in outputs["servers"]:
-            _probe_server(cloud, server, outputs["network"]["name"], finding)
+            if "servers" in parts:
+                _probe_server(cloud, server, outputs["network"]["name"], finding)
+            if "ssh" in parts:
+                _probe_ssh(server, finding)
     except ProviderError as exc:
         return exc.finding
     return finding
@@ -101,8 +114,6 @@ def _probe_server(
             "server_unreachable",
             f"server {name} has no address {server['address']} on network {net}",
         )
-        return
-    _probe_ssh(server, finding)
 
 
 def _probe_ssh(server: dict[str, Any], finding: Finding) -> None:

@@ -6,7 +6,9 @@ alembic or sqlalchemy-migrate chain); they run in parallel, one thread each.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,29 +57,79 @@ def create_databases(env: LocalEnv, layout: Layout, s: Secrets) -> None:
     sql(env, layout, "\n".join(lines))
 
 
-def sync_schemas(env: LocalEnv, layout: Layout, s: Secrets) -> None:
-    """Run every project's migrations, in parallel; keystone also bootstraps."""
-    chains = {
-        "keystone": lambda: _keystone_chain(env, layout, s),
-        "glance": lambda: _glance_chain(env, layout),
-        "placement": lambda: _placement_chain(env, layout),
-        "nova": lambda: _nova_chain(env, layout, s),
-        "neutron": lambda: _neutron_chain(env, layout),
-    }
-    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-        futures = {name: pool.submit(fn) for name, fn in chains.items()}
-    errors = []
-    for name, fut in futures.items():
-        exc = fut.exception()
-        if exc is not None:
-            errors.append(f"{name}: {exc}")
+def sync_schemas(env: LocalEnv, layout: Layout, s: Secrets) -> str:
+    """Make every project's schema; returns "migrated" or "restored from cache".
+
+    The first start runs each project's migrations (in parallel) and keeps a dump
+    of the resulting empty schemas in ``<root>/cache``, keyed by the packages'
+    versions; later starts load that dump instead, which takes seconds rather
+    than a minute or two. The dump holds no secrets: it is taken before keystone
+    is bootstrapped, and without the rows of nova's cell mappings (which name the
+    database and RabbitMQ passwords); both are made afresh on every start.
+    """
+    cache = schema_cache(env, layout)
+    if cache.is_file():
+        log.info("[openstack] loading schemas from %s", cache)
+        sql(env, layout, cache.read_text(), timeout=SYNC_TIMEOUT)
+        _parallel(
+            {
+                "nova cells": lambda: _nova_cells(env, layout, s),
+                "keystone": lambda: _keystone_bootstrap(env, layout, s),
+            }
+        )
+        return f"restored from {cache}"
+    _parallel(
+        {
+            "keystone": lambda: _keystone_sync(env, layout),
+            "glance": lambda: _glance_chain(env, layout),
+            "placement": lambda: _placement_chain(env, layout),
+            "nova": lambda: _nova_chain(env, layout, s),
+            "neutron": lambda: _neutron_chain(env, layout),
+        }
+    )
+    _dump_schemas(env, layout, cache)
+    _keystone_bootstrap(env, layout, s)
+    return "migrated"
+
+
+def schema_cache(env: LocalEnv, layout: Layout) -> Path:
+    """Where the schema dump for the installed package versions lives."""
+    packages = ["keystone", "glance-common", "placement-common", "nova-common"]
+    packages += ["neutron-common", "mariadb-server"]
+    fmt = "${Package}=${Version}\n"
+    out = env.run(["dpkg-query", "-W", "-f", fmt, *packages], timeout=30).stdout
+    digest = hashlib.sha256(out.encode()).hexdigest()[:16]
+    return layout.root / "cache" / f"openstack-schemas-{digest}.sql"
+
+
+def _dump_schemas(env: LocalEnv, layout: Layout, cache: Path) -> None:
+    argv = ["/usr/bin/mariadb-dump", "--no-defaults", "-S", str(layout.mysql_socket)]
+    argv += ["-u", "root", "--skip-dump-date", "--no-create-db"]
+    argv += ["--ignore-table-data=nova_api.cell_mappings", "--databases"]
+    dump = env.run([*argv, *config.DATABASES], timeout=SYNC_TIMEOUT).stdout
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".partial")
+    partial.write_text(dump)
+    partial.replace(cache)
+
+
+def _parallel(steps: dict[str, Callable[[], None]]) -> None:
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in steps.items()}
+    errors = [
+        f"{name}: {f.exception()}" for name, f in futures.items() if f.exception()
+    ]
     if errors:
         raise LocalStackError("schema setup failed:\n" + "\n".join(errors))
 
 
-def _keystone_chain(env: LocalEnv, layout: Layout, s: Secrets) -> None:
+def _keystone_sync(env: LocalEnv, layout: Layout) -> None:
     manage = ["/usr/bin/keystone-manage", "--config-file", str(layout.conf("keystone"))]
     env.run([*manage, "db_sync"], timeout=SYNC_TIMEOUT)
+
+
+def _keystone_bootstrap(env: LocalEnv, layout: Layout, s: Secrets) -> None:
+    manage = ["/usr/bin/keystone-manage", "--config-file", str(layout.conf("keystone"))]
     owner = ["--keystone-user", "root", "--keystone-group", "root"]
     env.run([*manage, "fernet_setup", *owner], timeout=60)
     env.run([*manage, "credential_setup", *owner], timeout=60)
@@ -102,15 +154,8 @@ def _keystone_chain(env: LocalEnv, layout: Layout, s: Secrets) -> None:
 
 
 def _glance_chain(env: LocalEnv, layout: Layout) -> None:
-    env.run(
-        [
-            "/usr/bin/glance-manage",
-            "--config-file",
-            str(layout.conf("glance")),
-            "db_sync",
-        ],
-        timeout=SYNC_TIMEOUT,
-    )
+    conf = ["--config-file", str(layout.conf("glance"))]
+    env.run(["/usr/bin/glance-manage", *conf, "db_sync"], timeout=SYNC_TIMEOUT)
 
 
 def _placement_chain(env: LocalEnv, layout: Layout) -> None:
@@ -121,20 +166,24 @@ def _placement_chain(env: LocalEnv, layout: Layout) -> None:
 def _nova_chain(env: LocalEnv, layout: Layout, s: Secrets) -> None:
     manage = ["/usr/bin/nova-manage", "--config-file", str(layout.conf("nova"))]
     env.run([*manage, "api_db", "sync"], timeout=SYNC_TIMEOUT)
+    _nova_cells(env, layout, s)
+    env.run([*manage, "db", "sync"], timeout=SYNC_TIMEOUT)
+
+
+def _nova_cells(env: LocalEnv, layout: Layout, s: Secrets) -> None:
+    manage = ["/usr/bin/nova-manage", "--config-file", str(layout.conf("nova"))]
     cell0 = config.db_url(s, "nova_cell0")
     env.run(
         [*manage, "cell_v2", "map_cell0", "--database_connection", cell0], timeout=60
     )
     env.run([*manage, "cell_v2", "create_cell", "--name", "cell1"], timeout=60)
-    env.run([*manage, "db", "sync"], timeout=SYNC_TIMEOUT)
 
 
 def _neutron_chain(env: LocalEnv, layout: Layout) -> None:
     conf = ["--config-file", str(layout.conf("neutron"))]
     conf += ["--config-file", str(layout.etc / "neutron" / "ml2_conf.ini")]
-    env.run(
-        ["/usr/bin/neutron-db-manage", *conf, "upgrade", "heads"], timeout=SYNC_TIMEOUT
-    )
+    argv = ["/usr/bin/neutron-db-manage", *conf, "upgrade", "heads"]
+    env.run(argv, timeout=SYNC_TIMEOUT)
 
 
 def register_services(clouds_yaml: Path, s: Secrets) -> None:

@@ -15,6 +15,7 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,20 @@ def _start(env: LocalEnv, layout: Layout, begun: float) -> dict[str, Any]:
     servers.create_bridge(env)
     _start_backends(env, layout)
     bootstrap.create_databases(env, layout, s)
-    bootstrap.sync_schemas(env, layout, s)
+    schemas = bootstrap.sync_schemas(env, layout, s)
     _spawn_and_wait(env, services.keystone(layout))
     _write_clouds_yaml(layout, s)
-    bootstrap.register_services(layout.clouds_yaml, s)
     _wait_port("rabbitmq", PORTS["rabbitmq"], "rabbitmq")
+    # The APIs boot while the service users are made: they ask keystone only once
+    # a request arrives. nova's conductor, scheduler and compute log in at start
+    # (and die or stall without their user): they wait for the users.
     daemons = services.apis(layout)
+    late = [d for d in daemons if d.name in services.NEED_USERS_AT_START]
     for daemon in daemons:
+        if daemon not in late:
+            _spawn(env, daemon)
+    bootstrap.register_services(layout.clouds_yaml, s)
+    for daemon in late:
         _spawn(env, daemon)
     for daemon in daemons:
         _wait_ready(env, daemon)
@@ -76,6 +84,7 @@ def _start(env: LocalEnv, layout: Layout, begun: float) -> dict[str, Any]:
         "auth_url": f"{config.KEYSTONE_URL}/v3",
         "bridge": servers.BRIDGE,
         "image_file": str(image.write(env.root)),
+        "schemas": schemas,
         "apis_seconds": round(apis_at, 1),
         "ready_seconds": round(ready_at, 1),
         "rss_mib": rss_mib(env),
@@ -104,7 +113,11 @@ def stop(env: LocalEnv) -> None:
     """Remove everything the cloud made; quiet about what is already gone."""
     layout = Layout(env.root)
     servers.remove_all(env, layout)
-    for name in services.STOP_ORDER:
+    # The OpenStack services all at once, then RabbitMQ, epmd and MariaDB.
+    first = services.STOP_ORDER[: services.STOP_ORDER.index("rabbitmq")]
+    with ThreadPoolExecutor(max_workers=len(first)) as pool:
+        list(pool.map(lambda name: env.kill(name, timeout=STOP_TIMEOUT), first))
+    for name in services.STOP_ORDER[len(first) :]:
         env.kill(name, timeout=STOP_TIMEOUT)
     servers.delete_bridge(env)
     for path in (layout.state, layout.etc, layout.pylib, layout.instances):

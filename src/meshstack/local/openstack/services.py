@@ -136,7 +136,12 @@ def mariadb(layout: Layout) -> Daemon:
             "--user=root",
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=128M",
-            "--innodb-flush-log-at-trx-commit=2",
+            # A throwaway lab database: durability traded for start time (one
+            # tablespace, no doublewrite, no fsync: ~500 tables load in seconds).
+            "--innodb-flush-log-at-trx-commit=0",
+            "--innodb-file-per-table=0",
+            "--innodb-doublewrite=0",
+            "--innodb-flush-method=nosync",
             "--max-connections=400",
             "--character-set-server=utf8mb4",
         ],
@@ -211,6 +216,8 @@ def _uwsgi(
     argv = [UWSGI, "--ini", str(etc / service / "uwsgi.ini")]
     return Daemon(name, argv, env or {}, url=f"http://{HOST}:{port}{path}")
 
+
+NEED_USERS_AT_START = ("nova-conductor", "nova-scheduler", "nova-compute")
 
 # Stop order: the reverse of start, with neutron's RPC server before RabbitMQ
 # (it ignores SIGTERM once RabbitMQ is gone).

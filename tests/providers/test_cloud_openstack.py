@@ -1,0 +1,248 @@
+"""The OpenStack cloud provider: its configuration sources, its error verdicts, and
+that teardown and sweep remove exactly what a run tagged.
+
+The tests that need a cloud use the real local one (tests.local.openstack_support);
+the others point the provider at a closed loopback port or at files they write.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshstack.local.openstack import image
+from meshstack.profile import check
+from meshstack.providers import cloud_openstack as co
+from meshstack.providers.base import ProviderError, StackContext
+from meshstack.verdicts import Verdict
+from tests.local.openstack_support import SharedCloud, shared_cloud
+
+pytestmark = [pytest.mark.xdist_group("openstack")]
+
+
+def _context(tmp_path: Path, run_id: str) -> StackContext:
+    return StackContext(
+        run_id=run_id,
+        profile_path=tmp_path / "profile.yaml",
+        workdir=tmp_path,
+        layers={},
+        save=lambda: None,
+        progress=lambda layer, step: None,
+        secret=lambda spec, what: "",
+        path=lambda p: Path(p) if Path(p).is_absolute() else tmp_path / p,
+    )
+
+
+def _settings(clouds_yaml: Path, image_file: Path, servers: int = 1) -> dict[str, Any]:
+    raw = {
+        "clouds_yaml": str(clouds_yaml),
+        "cloud": "meshstack-local",
+        "image": {"name": "pt-image", "file": str(image_file)},
+        "flavor": {"name": "pt-flavor", "vcpus": 1, "ram": 64, "disk": 1},
+        "keypair": {"name": "pt-key"},
+        "network": {"name": "pt-net", "cidr": "198.18.10.0/24"},
+        "servers": [{"name": f"pt-{i}", "role": "agent"} for i in range(servers)],
+        "server_active_timeout": 120,
+        "ssh_timeout": 60,
+        "api_timeout": 10,
+    }
+    errors: list[str] = []
+    settings = check(raw, {"type": "dict", "keys": co.SETTINGS_SCHEMA}, "cloud", errors)
+    assert errors == []
+    return settings  # type: ignore[no-any-return]
+
+
+def _clouds_yaml(path: Path, auth_url: str, password: str = "pw") -> Path:
+    auth = {
+        "auth_url": auth_url,
+        "username": "admin",
+        "password": password,
+        "project_name": "admin",
+        "user_domain_name": "Default",
+        "project_domain_name": "Default",
+    }
+    cloud = {"auth": auth, "region_name": "RegionOne"}
+    path.write_text(yaml.safe_dump({"clouds": {"meshstack-local": cloud}}))
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- no cloud needed ---------------------------------------------------------------
+
+
+def test_a_connection_uses_only_the_named_clouds_yaml_and_ignores_os_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoy = _clouds_yaml(tmp_path / "decoy.yaml", "http://127.0.0.9:1/v3", "decoy")
+    home = tmp_path / "home"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    _clouds_yaml(
+        home / ".config" / "openstack" / "clouds.yaml", "http://127.0.0.8:1/v3"
+    )
+    for name, value in {
+        "HOME": str(home),
+        "OS_CLIENT_CONFIG_FILE": str(decoy),
+        "OS_CLOUD": "meshstack-local",
+        "OS_AUTH_URL": "http://127.0.0.7:1/v3",
+        "OS_PASSWORD": "from-env",
+        "OS_USERNAME": "env-user",
+        "OS_REGION_NAME": "EnvRegion",
+    }.items():
+        monkeypatch.setenv(name, value)
+    ours = _clouds_yaml(tmp_path / "clouds.yaml", "http://127.0.0.1:5999/v3", "ours")
+
+    conn = co.connect(ours, "meshstack-local")
+
+    auth = conn.config.config["auth"]
+    assert auth["auth_url"] == "http://127.0.0.1:5999/v3"
+    assert auth["password"] == "ours"
+    assert auth["username"] == "admin"
+    assert conn.config.get_region_name() == "RegionOne"
+
+
+def test_a_cloud_absent_from_the_clouds_yaml_is_harness_error_credentials_missing(
+    tmp_path: Path,
+) -> None:
+    ours = _clouds_yaml(tmp_path / "clouds.yaml", "http://127.0.0.1:5999/v3")
+    settings = _settings(ours, image.write(tmp_path))
+    settings["cloud"] = "elsewhere"
+    cloud = co.OpenStackCloud(settings, _context(tmp_path, "r-absent"))
+
+    with pytest.raises(ProviderError) as err:
+        cloud.provision()
+
+    assert err.value.finding.verdict is Verdict.HARNESS_ERROR
+    assert err.value.finding.reasons == ["credentials_missing"]
+    assert "elsewhere" in str(err.value) and str(ours) in str(err.value)
+
+
+def test_an_api_that_does_not_answer_is_fail_api_unreachable(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/v3"
+    ours = _clouds_yaml(tmp_path / "clouds.yaml", url)
+    ctx = _context(tmp_path, "r-unreachable")
+    cloud = co.OpenStackCloud(_settings(ours, image.write(tmp_path)), ctx)
+
+    with pytest.raises(ProviderError) as err:
+        cloud.provision()
+
+    finding = err.value.finding
+    assert finding.verdict is Verdict.FAIL
+    assert "api_unreachable" in finding.reasons
+    assert any(url.rsplit("/", 1)[0] in e for e in finding.evidence)
+    assert ctx.layers.get("cloud") is None or ctx.layers["cloud"].resources == []
+
+
+# -- against the real local cloud -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(request: pytest.FixtureRequest) -> SharedCloud:
+    return shared_cloud(request.config)
+
+
+def test_a_refused_password_is_harness_error_credentials_missing(
+    real: SharedCloud, tmp_path: Path
+) -> None:
+    wrong = _clouds_yaml(tmp_path / "clouds.yaml", "http://127.0.0.1:5000/v3", "nope")
+    cloud = co.OpenStackCloud(
+        _settings(wrong, image.write(tmp_path)), _context(tmp_path, "r-wrong")
+    )
+
+    with pytest.raises(ProviderError) as err:
+        cloud.provision()
+
+    finding = err.value.finding
+    assert finding.verdict is Verdict.HARNESS_ERROR
+    assert finding.reasons == ["credentials_missing"]
+    assert "401" in "\n".join(finding.evidence) or "authentication" in str(err.value)
+
+
+def _namespaces() -> str:
+    res = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
+    )
+    return res.stdout
+
+
+def _tagged_left(conn: Any, run_id: str) -> list[str]:
+    tag = f"meshstack-run={run_id}"
+    left = [
+        f"server {s.name}"
+        for s in conn.compute.servers()
+        if (s.metadata or {}).get("meshstack-run") == run_id
+    ]
+    left += [f"image {i.name}" for i in conn.image.images() if tag in (i.tags or [])]
+    left += [f"network {n.name}" for n in conn.network.networks() if tag in n.tags]
+    left += [f"router {r.name}" for r in conn.network.routers() if tag in r.tags]
+    return left
+
+
+def test_provision_probe_and_teardown_leave_nothing_the_run_tagged(
+    real: SharedCloud, tmp_path: Path, record_property: Any
+) -> None:
+    run_id = f"pt-{int(time.time())}"
+    ctx = _context(tmp_path, run_id)
+    cloud = co.OpenStackCloud(
+        _settings(real.clouds_yaml, image.write(tmp_path), 2), ctx
+    )
+    began = time.monotonic()
+    cloud.provision()
+    record_property("provision_seconds", round(time.monotonic() - began, 1))
+    try:
+        outputs = cloud.state.outputs
+        assert [s["name"] for s in outputs["servers"]] == ["pt-0", "pt-1"]
+        assert all(s["address"].startswith("198.18.10.") for s in outputs["servers"])
+        finding = cloud.probe()
+        assert finding.verdict is Verdict.PASS, finding.summary()
+        assert "ssh pt-1: hostname -> pt-1" in finding.evidence
+        assert (
+            len(_tagged_left(cloud.conn, run_id)) == 4
+        )  # 2 servers, image, net, router
+    finally:
+        cloud.teardown()
+
+    assert cloud.state.resources == []
+    assert _tagged_left(cloud.conn, run_id) == []
+    assert cloud.conn.compute.find_keypair("pt-key") is None
+    assert cloud.conn.compute.find_flavor("pt-flavor") is None
+    assert not any(
+        f"ms-{s['id'].replace('-', '')[:8]}" in _namespaces()
+        for s in outputs["servers"]
+    )
+    cloud.close()
+
+
+def test_sweep_removes_what_a_lost_run_tagged_and_nothing_else(
+    real: SharedCloud, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, f"lost-{int(time.time())}")
+    cloud = co.OpenStackCloud(_settings(real.clouds_yaml, image.write(tmp_path)), ctx)
+    cloud.provision()
+    other = cloud.conn.network.create_network(name="not-a-run")
+    try:
+        # The run is lost: its state is gone, only the tags remain.
+        ctx.layers.clear()
+        removed = cloud.sweep(ctx.run_id)
+        assert any(r.startswith("server ") for r in removed), removed
+        assert _tagged_left(cloud.conn, ctx.run_id) == []
+        assert cloud.conn.network.find_network(other.id) is not None
+    finally:
+        cloud.conn.network.delete_network(other)
+        for name in ("pt-key",):
+            if cloud.conn.compute.find_keypair(name):
+                cloud.conn.compute.delete_keypair(name)
+        flavor = cloud.conn.compute.find_flavor("pt-flavor")
+        if flavor:
+            cloud.conn.compute.delete_flavor(flavor)
+        cloud.close()
