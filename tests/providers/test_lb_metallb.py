@@ -21,12 +21,11 @@ from lbmesh_support import TwinCluster, make_context, settings
 from meshstack.providers.base import ProviderError
 from meshstack.providers.lb_metallb import (
     SETTINGS_SCHEMA,
-    Banner,
     MetalLBProvider,
-    _in_ranges,
     manifest_documents,
     set_image_tags,
 )
+from meshstack.providers.lb_metallb_checks import Banner, _in_ranges
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "stacks" / "local" / "metallb"

@@ -16,7 +16,6 @@ address and connects to it from the harness host (on the overlay bridge).
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,13 @@ from kubernetes import client
 
 from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
-from meshstack.analyzers.k3s_log import servicelb_disabled
 from meshstack.providers.base import Provider, ProviderError
 from meshstack.providers.kube_apply import (
     KubeClient,
     apply_error_text,
     delete_recorded,
-    objects_yaml,
 )
+from meshstack.providers.lb_metallb_checks import MetalLBChecks
 from meshstack.verdicts import Finding, harness_error, merge
 from meshstack.wait import WaitTimeout, wait_for
 
@@ -88,6 +86,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "reachability_timeout": {"type": "seconds", "default": 30},
     "probe_namespace": {"type": "str", "default": "meshstack-lb-probe"},
     "probe_port": {"type": "int", "default": 8080},
+    # where the probe Service's backend listens; default: this host's address on
+    # the route to the first pool (the overlay bridge in the local stack)
+    "probe_backend_address": {"type": "str", "default": None},
 }
 
 
@@ -137,7 +138,7 @@ def _advert(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class MetalLBProvider(Provider):
+class MetalLBProvider(MetalLBChecks, Provider):
     """MetalLB in L2 mode on the cluster the cluster layer made or names."""
 
     layer = "lb"
@@ -285,249 +286,6 @@ class MetalLBProvider(Provider):
             "speakers_ready": ready,
         }
 
-    # -- checks ------------------------------------------------------------------
-    def gathered_objects(self) -> list[dict[str, Any]]:
-        """Every object the metallb-config analyzer reads, as the API returned them."""
-        k = self.kube
-        objs: list[dict[str, Any]] = []
-        for plural in ("ipaddresspools", "l2advertisements", "bgpadvertisements"):
-            objs += k.custom_items(GROUP, VERSION, NS, plural, kind=plural)
-        objs += [
-            o
-            for o in k.list("v1", "ConfigMap", NS)
-            if o["metadata"]["name"] == "config"
-        ]
-        objs += [
-            o
-            for o in k.list("v1", "Service")
-            if (o.get("spec") or {}).get("type") == "LoadBalancer"
-        ]
-        objs += k.list("v1", "Node")
-        objs += [
-            o
-            for o in k.list("apps/v1", "DaemonSet", "kube-system")
-            if o["metadata"]["name"].startswith("svclb-")
-        ]
-        objs += [
-            o
-            for o in k.list("v1", "Pod", "kube-system")
-            if o["metadata"]["name"].startswith("svclb-")
-        ]
-        return objs
-
-    def _context(self) -> Context:
-        return Context(
-            metallb_version=self.settings["version"], extra={"metallb_installed": True}
-        )
-
-    def judge_config(self) -> Finding:
-        """Pools and advertisements as MetalLB reads them, and as the profile wants."""
-        text = objects_yaml(self.gathered_objects())
-        f = analyzers.get("metallb-config").judge(
-            Evidence(text, "metallb objects"), self._context()
-        )
-        f.layer = "lb"
-        self._compare_with_profile(f)
-        f.details.setdefault("gathered", text[:20000])
-        return f
-
-    def _compare_with_profile(self, f: Finding) -> None:
-        if self.settings["legacy_configmap"]:
-            return  # the analyzer judges what a legacy ConfigMap means for the version
-        have = {
-            o["metadata"]["name"]: o
-            for o in self.kube.custom_items(
-                GROUP, VERSION, NS, "ipaddresspools", kind="ipaddresspools"
-            )
-        }
-        for pool in self.settings["pools"]:
-            got = have.get(pool["name"])
-            ranges = ((got or {}).get("spec") or {}).get("addresses")
-            if ranges != pool["addresses"]:
-                f.add(
-                    "check_failed",
-                    f"pool {pool['name']}: the profile wants {pool['addresses']}, the "
-                    f"cluster has {ranges}; re-run provisioning or fix the profile",
-                    profile_mismatch=True,
-                )
-
-    def judge_servicelb(self) -> Finding:
-        """k3s's own service load balancer must not run beside MetalLB."""
-        objs = self.gathered_objects()
-        f = analyzers.get("metallb-config").judge(
-            Evidence(objects_yaml(objs), "MetalLB, svclb and node objects"),
-            self._context(),
-        )
-        if "unrecognised_input" in f.reasons:
-            # no MetalLB resource to recognise the input by: judge svclb by name
-            f = Finding(layer="lb", kind="metallb-config")
-            self._svclb_by_name(objs, f)
-        f.layer = "lb"
-        keep = {"k3s_servicelb_active_with_metallb"}
-        f.reasons = [r for r in f.reasons if r in keep]
-        f.verdict_override = None
-        self._servicelb_args(f)
-        return f
-
-    def _svclb_by_name(self, objs: list[dict[str, Any]], f: Finding) -> None:
-        names = [
-            f"{o['kind'].lower()}/{o['metadata']['name']}"
-            for o in objs
-            if o.get("kind") in ("DaemonSet", "Pod")
-            and o["metadata"]["name"].startswith("svclb-")
-        ]
-        if names:
-            f.evidence += names
-            f.add("k3s_servicelb_active_with_metallb", _SERVICELB_HINT, svclb=names)
-
-    def _servicelb_args(self, f: Finding) -> None:
-        args = self.ctx.outputs("cluster").get("server_args")
-        if isinstance(args, list) and not servicelb_disabled([str(a) for a in args]):
-            f.add(
-                "k3s_servicelb_active_with_metallb", _SERVICELB_HINT, server_args=args
-            )
-        if args is None:
-            f.hint(
-                "the cluster layer recorded no k3s server arguments; judged from "
-                "svclb objects and node annotations only"
-            )
-
-    def judge_components(self) -> Finding:
-        state = self.components()
-        f = Finding(layer="lb", evidence=[state["summary"]], details=dict(state))
-        if not state["ready"]:
-            pods = [
-                f"{o['metadata']['name']}: {(o.get('status') or {}).get('phase')}"
-                for o in self.kube.list("v1", "Pod", NS)
-            ]
-            f.evidence += pods
-            f.add(
-                "system_pods_not_ready",
-                "see `kubectl -n metallb-system describe pods` and their events",
-            )
-        return f
-
-    def judge_allocation(self) -> Finding:
-        """A probe LoadBalancer Service gets a pool address that answers TCP."""
-        svc = self._probe_service()
-        try:
-            ip, events = self._await_address(svc)
-            f = self._judge_address(ip, events)
-        finally:
-            self._remove_probe(svc)
-        return f
-
-    def _probe_service(self) -> dict[str, Any]:
-        ns, port = self.settings["probe_namespace"], self.settings["probe_port"]
-        name = f"lb-probe-{self.ctx.run_id[-8:]}".lower()
-        self.kube.ensure_namespace(ns)
-        body = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": ns, "labels": {PROBE_LABEL: "1"}},
-            "spec": {
-                "type": "LoadBalancer",
-                "ports": [{"name": "http", "port": port, "targetPort": port}],
-            },
-        }
-        self.kube.apply(body)
-        self.ctx.record("lb", "Service", f"{ns}/{name}", api_version="v1", probe=True)
-        self.kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Endpoints",
-                "metadata": {"name": name, "namespace": ns},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": self._host_ip()}],
-                        "ports": [{"name": "http", "port": self._echo()}],
-                    }
-                ],
-            }
-        )
-        return body
-
-    def _host_ip(self) -> str:
-        host = self.ctx.outputs("overlay").get("host_address")
-        return str(host or "198.19.0.1")
-
-    def _echo(self) -> int:
-        """A TCP answerer on the host's overlay address: the probe Service's backend."""
-        self._backend = Banner(self._host_ip(), self.settings["reachability_timeout"])
-        return self._backend.port
-
-    def _await_address(self, svc: dict[str, Any]) -> tuple[str | None, list[str]]:
-        meta = svc["metadata"]
-        core = client.CoreV1Api(self.kube.api)
-
-        def probe() -> str | None:
-            got = core.read_namespaced_service(meta["name"], meta["namespace"])
-            ingress = (
-                (got.status.load_balancer.ingress or [])
-                if got.status.load_balancer
-                else []
-            )
-            return ingress[0].ip if ingress else None
-
-        try:
-            ip = wait_for(
-                f"[{meta['namespace']}/{meta['name']}] LoadBalancer address",
-                probe,
-                lambda v: bool(v),
-                self.settings["ip_allocation_timeout"],
-                interval=0.5,
-                retry_on=(client.ApiException,),
-            )
-        except WaitTimeout:
-            ip = None
-        items = core.list_namespaced_event(meta["namespace"]).items
-        events = [
-            f"{e.type} {e.reason} {e.source.component if e.source else ''}: {e.message}"
-            for e in items
-            if e.involved_object and e.involved_object.name == meta["name"]
-        ]
-        return ip, events
-
-    def _judge_address(self, ip: str | None, events: list[str]) -> Finding:
-        config = self.judge_config()
-        f = Finding(
-            layer="lb", evidence=list(events), details={"ip": ip, "events": events}
-        )
-        limit = self.settings["ip_allocation_timeout"]
-        if ip is None:
-            f.add(
-                "ip_pending",
-                f"no address after {limit:.0f}s; the controller said: "
-                + ("; ".join(events) or "nothing (no events)"),
-            )
-            return merge("lb", [f, _causes(config)])
-        if not any(_in_ranges(ip, p["addresses"]) for p in self.settings["pools"]):
-            f.add(
-                "ip_outside_pool",
-                f"{ip} lies in none of the profile's pools; "
-                "another load balancer (k3s servicelb?) may have written it",
-            )
-            return merge("lb", [f, _causes(config)])
-        answer = self._backend.await_probe(ip, self.settings["probe_port"])
-        f.details["answer"] = answer
-        if answer is None:
-            f.add(
-                "ip_unreachable",
-                f"{ip}:{self.settings['probe_port']} did not answer from the harness "
-                f"host within {self.settings['reachability_timeout']}s",
-            )
-            return merge("lb", [f, _causes(config)])
-        f.evidence.append(f"{ip}:{self.settings['probe_port']} answered {answer!r}")
-        return f
-
-    def _remove_probe(self, svc: dict[str, Any]) -> None:
-        meta = svc["metadata"]
-        self.kube.delete("v1", "Service", meta["name"], meta["namespace"])
-        self.ctx.forget("lb", "Service", f"{meta['namespace']}/{meta['name']}")
-        backend = getattr(self, "_backend", None)
-        if backend is not None:
-            backend.close()
-
     def probe(self) -> Finding:
         return merge(
             "lb",
@@ -541,86 +299,6 @@ class MetalLBProvider(Provider):
     def close(self) -> None:
         if self._kube is not None:
             self._kube.api.close()
-
-
-_SERVICELB_HINT = (
-    "restart the k3s servers with `--disable servicelb` and delete any leftover "
-    "svclb DaemonSets"
-)
-
-
-def _causes(config: Finding) -> Finding:
-    """The configuration's codes that explain a missing or silent address."""
-    keep = {
-        "legacy_configmap_ignored",
-        "crds_unsupported_by_version",
-        "pool_not_advertised",
-        "k3s_servicelb_active_with_metallb",
-    }
-    out = Finding(layer="lb")
-    for code in config.reasons:
-        if code in keep:
-            out.add(code)
-    out.hints += [h for h in config.hints if h not in out.hints]
-    return out
-
-
-def _in_ranges(ip: str, ranges: list[str]) -> bool:
-    import ipaddress
-
-    n = ipaddress.ip_address(ip)
-    for r in ranges:
-        if "/" in r and n in ipaddress.ip_network(r, strict=False):
-            return True
-        lo, _, hi = r.partition("-")
-        if hi and ipaddress.ip_address(lo.strip()) <= n <= ipaddress.ip_address(
-            hi.strip()
-        ):
-            return True
-    return False
-
-
-class Banner:
-    """A TCP server that greets each connection; its greeting proves the path."""
-
-    GREETING = b"meshstack-lb-probe\n"
-
-    def __init__(self, host: str, timeout: float) -> None:
-        import threading
-
-        self.timeout = timeout
-        self.sock = socket.create_server((host, 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.served = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.served += 1
-                conn.sendall(self.GREETING)
-
-    def await_probe(self, ip: str, port: int) -> str | None:
-        """The greeting read through ip:port, or None once the timeout is spent."""
-        deadline = clock.monotonic() + self.timeout
-        while clock.monotonic() < deadline:
-            try:
-                with socket.create_connection((ip, port), timeout=2) as conn:
-                    conn.settimeout(2)
-                    data = conn.recv(64)
-                if data == self.GREETING:
-                    return data.decode().strip()
-            except OSError as exc:
-                log.debug("[lb-probe] %s:%s not answering yet: %s", ip, port, exc)
-            clock.sleep(0.5)
-        return None
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 PROVIDER = MetalLBProvider

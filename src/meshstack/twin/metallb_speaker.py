@@ -88,6 +88,12 @@ class Forwarder:
         conn.close()
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone would leave
+        # the socket listening until that accept returned
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
