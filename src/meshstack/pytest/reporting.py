@@ -86,7 +86,8 @@ def environment(run: MeshstackRun) -> dict[str, str]:
 
 
 def finish_allure(directory: Path, run: MeshstackRun) -> list[str]:
-    """Write environment and categories; mark WARN results; check for collapse."""
+    """Write environment and categories; label results by layer and verdict; check
+    for collapse (results Allure would merge)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
     problems = _label_results(directory)
