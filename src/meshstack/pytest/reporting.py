@@ -86,8 +86,11 @@ def environment(run: MeshstackRun) -> dict[str, str]:
 
 
 def finish_allure(directory: Path, run: MeshstackRun) -> list[str]:
-    """Write environment and categories; label results by layer and verdict; check
-    for collapse (results Allure would merge)."""
+    """Write environment and categories, label results, check for collapse.
+
+    Each result is labelled with its layer and verdict; the check looks for results
+    Allure would merge (``report_collapsed``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
     problems = _label_results(directory)
