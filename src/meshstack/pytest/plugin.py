@@ -49,6 +49,7 @@ class MeshstackRun:
         self.blocked_skips = 0
         self.dependency_skips: list[str] = []
         self.passed: set[str] = set()
+        self.reported: set[str] = set()
         self.harness_problems: list[str] = []
         self.removed = False
 
@@ -258,6 +259,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     run = _main_run(report)
     if run is None:
         return
+    run.reported.add(report.nodeid)
     if report.passed and report.when == "call":
         run.passed.add(report.nodeid)
     if report.skipped:
