@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 DEFAULT_VERSION = "stable-2.14.10"
 
@@ -30,3 +31,22 @@ def write_cli_wrapper(root: Path, python: str, version: str = DEFAULT_VERSION) -
     path.write_text(text, encoding="utf-8")
     path.chmod(0o755)
     return path
+
+
+# -- the local-stack component interface (start/stop/status) -----------------------
+
+
+def start(env: Any) -> dict[str, Any]:
+    """Write the wrapper; there is no daemon to start."""
+    return {"cli": str(write_cli_wrapper(env.root, env.python))}
+
+
+def stop(env: Any) -> None:
+    (Path(env.root) / "bin" / "linkerd").unlink(missing_ok=True)
+
+
+def status(env: Any) -> dict[str, Any]:
+    path = Path(env.root) / "bin" / "linkerd"
+    if path.is_file() and path.stat().st_mode & 0o111:
+        return {"up": True, "detail": str(path)}
+    return {"up": False, "detail": f"{path} missing"}
