@@ -16,6 +16,7 @@ An API that does not answer is FAIL ``api_unreachable``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -154,9 +155,14 @@ class OpenStackCloud(Provider):
         return float(self.settings.get("api_timeout", 30))
 
     def call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """One API call; any failure becomes a ProviderError judged from its body."""
+        """One API call; any failure becomes a ProviderError judged from its body.
+
+        ``fn`` is a callable or a path on the connection (``"image.get_image"``).
+        """
         log.debug("[cloud] %s", doing)
         try:
+            if isinstance(fn, str):  # resolved here: the first use logs in
+                fn = functools.reduce(getattr, fn.split("."), self.conn)
             return fn(*args, **kwargs)
         except API_ERRORS as exc:
             finding = judge_error(exc, doing)
@@ -208,7 +214,7 @@ class OpenStackCloud(Provider):
         # Created empty first, so that its id is recorded before the upload.
         img = self.call(
             f"creating image {spec['name']}",
-            self.conn.image.create_image,
+            "image.create_image",
             spec["name"],
             disk_format=spec["disk_format"],
             container_format=spec["container_format"],
@@ -222,7 +228,7 @@ class OpenStackCloud(Provider):
 
     def _wait_image_active(self, image_id: str) -> None:
         def status() -> str:
-            img = self.call("reading image", self.conn.image.get_image, image_id)
+            img = self.call("reading image", "image.get_image", image_id)
             return str(img.status)
 
         self._wait(
@@ -240,9 +246,7 @@ class OpenStackCloud(Provider):
         public = (
             asyncssh.read_private_key(key_file).export_public_key().decode().strip()
         )
-        found = self.call(
-            "reading keypair", self.conn.compute.find_keypair, spec["name"]
-        )
+        found = self.call("reading keypair", "compute.find_keypair", spec["name"])
         if found is not None:
             if found.public_key.split()[:2] != public.split()[:2]:
                 msg = (
@@ -255,7 +259,7 @@ class OpenStackCloud(Provider):
             return str(key_file), spec["name"]
         kp = self.call(
             f"creating keypair {spec['name']}",
-            self.conn.compute.create_keypair,
+            "compute.create_keypair",
             name=spec["name"],
             public_key=public,
         )
@@ -281,12 +285,12 @@ class OpenStackCloud(Provider):
 
     def _flavor(self) -> str:
         spec = self.settings["flavor"]
-        found = self.call("reading flavor", self.conn.compute.find_flavor, spec["name"])
+        found = self.call("reading flavor", "compute.find_flavor", spec["name"])
         if found is not None:
             return str(found.id)
         flavor = self.call(
             f"creating flavor {spec['name']}",
-            self.conn.compute.create_flavor,
+            "compute.create_flavor",
             name=spec["name"],
             vcpus=spec["vcpus"],
             ram=spec["ram"],
@@ -297,14 +301,12 @@ class OpenStackCloud(Provider):
 
     def _network(self) -> str:
         spec = self.settings["network"]
-        net = self.call(
-            "creating network", self.conn.network.create_network, name=spec["name"]
-        )
+        net = self.call("creating network", "network.create_network", name=spec["name"])
         self._record("network", net.id, name=spec["name"])
         self._tag_neutron(net)
         sub = self.call(
             "creating subnet",
-            self.conn.network.create_subnet,
+            "network.create_subnet",
             network_id=net.id,
             name=spec["name"],
             cidr=spec["cidr"],
@@ -314,13 +316,13 @@ class OpenStackCloud(Provider):
         self._record("subnet", sub.id, name=spec["name"])
         self._tag_neutron(sub)
         router = self.call(
-            "creating router", self.conn.network.create_router, name=spec["name"]
+            "creating router", "network.create_router", name=spec["name"]
         )
         self._record("router", router.id, name=spec["name"])
         self._tag_neutron(router)
         self.call(
             "attaching subnet to router",
-            self.conn.network.add_interface_to_router,
+            "network.add_interface_to_router",
             router,
             subnet_id=sub.id,
         )
@@ -328,12 +330,12 @@ class OpenStackCloud(Provider):
         return str(net.id)
 
     def _tag_neutron(self, resource: Any) -> None:
-        self.call("tagging", self.conn.network.set_tags, resource, [self.tag])
+        self.call("tagging", "network.set_tags", resource, [self.tag])
 
     def _server(self, name: str, image: str, flavor: str, net: str, key: str) -> str:
         server = self.call(
             f"creating server {name}",
-            self.conn.create_server,
+            "create_server",
             name,
             image=image,
             flavor=flavor,
@@ -348,7 +350,7 @@ class OpenStackCloud(Provider):
 
     def _wait_active(self, server_id: str) -> Any:
         def get() -> Any:
-            return self.call("reading server", self.conn.compute.get_server, server_id)
+            return self.call("reading server", "compute.get_server", server_id)
 
         return self._wait(
             f"[cloud/server {server_id}] ACTIVE",
@@ -414,6 +416,13 @@ class OpenStackCloud(Provider):
     def probe(self) -> Finding:
         return checks.probe(self)
 
+    def _guarded(self, doing: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except API_ERRORS as exc:
+            finding = judge_error(exc, doing)
+            raise ProviderError(finding, f"cloud: {doing} failed: {exc}") from exc
+
     def judge(self, *parts: str) -> Finding:
         """Judge some of: image, keypair, servers, ssh (see checks.probe)."""
         unknown = set(parts) - set(checks.PARTS)
@@ -422,11 +431,11 @@ class OpenStackCloud(Provider):
         return checks.probe(self, parts)
 
     def teardown(self) -> None:
-        checks.teardown(self)
+        self._guarded("tearing down", checks.teardown, self)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
         """Remove what any past run (or the one named) tagged; see checks.sweep."""
-        return self.call("sweeping", checks.sweep, self.conn, run_id)
+        return self._guarded("sweeping", lambda: checks.sweep(self.conn, run_id))
 
 
 def _address(server: Any, network: str) -> str | None:
