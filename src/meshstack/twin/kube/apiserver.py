@@ -14,6 +14,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from meshstack.twin.kube import kubeconfig, tls
 from meshstack.twin.kube.admission import Admission
@@ -163,10 +164,10 @@ class ApiServer:
         }
         self.api.apply(self.api.resource("v1", "Endpoints"), endpoints)
 
-    def _ensure(self, api_version: str, kind: str, obj: dict[str, object]) -> None:
+    def _ensure(self, api_version: str, kind: str, obj: dict[str, Any]) -> None:
         rt = self.api.resource(api_version, kind)
         try:
-            self.api.create(rt, obj["metadata"].get("namespace", ""), obj)  # type: ignore[union-attr]
+            self.api.create(rt, obj["metadata"].get("namespace", ""), obj)
         except ApiError as exc:
             if exc.reason != "AlreadyExists":
                 raise

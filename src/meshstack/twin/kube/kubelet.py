@@ -29,6 +29,7 @@ from meshstack.twin.kube.images import ImageMap
 from meshstack.twin.kube.logserver import LogServer
 from meshstack.twin.kube.podrun import NodeInfo, PodRun, build_containers, new_plan
 from meshstack.twin.kube.podstatus import pod_status
+from meshstack.twin.kube.rawapi import raw
 from meshstack.twin.kube.runtime import kill_recorded
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Kubelet:
     def _heartbeat(self) -> None:
         while not self.stopping.wait(self.cfg.heartbeat_interval):
             try:
-                nodeinfo.heartbeat(self.core, self.name)
+                nodeinfo.heartbeat(self.core, self.cfg, self.logs.port)
             except Exception as exc:  # the API may be away for a while; keep beating
                 log.warning(
                     "[%s] heartbeat failed: %s; retrying in %.0f s",
@@ -108,10 +109,9 @@ class Kubelet:
         selector = f"spec.nodeName={self.name}"
         while not self.stopping.is_set():
             try:
-                listed = self.core.list_pod_for_all_namespaces(
-                    field_selector=selector, _preload_content=False
+                data = raw(
+                    self.core.list_pod_for_all_namespaces, field_selector=selector
                 )
-                data = json.loads(listed.data)
                 self._resync(data["items"])
                 stream = watch.Watch().stream(
                     self.core.list_pod_for_all_namespaces,

@@ -10,7 +10,6 @@ node's own processes reach, as only they reach a real node's iptables rules.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import subprocess
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from kubernetes import client
 
 from meshstack.twin.kube.forward import Forwarder
+from meshstack.twin.kube.rawapi import raw
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,8 @@ class KubeProxy:
             self.stopping.wait(self.sync_interval)
 
     def sync(self) -> None:
-        services = json.loads(
-            self.core.list_service_for_all_namespaces(_preload_content=False).data
-        )["items"]
-        endpoints = json.loads(
-            self.core.list_endpoints_for_all_namespaces(_preload_content=False).data
-        )["items"]
+        services = raw(self.core.list_service_for_all_namespaces)["items"]
+        endpoints = raw(self.core.list_endpoints_for_all_namespaces)["items"]
         eps = {
             (e["metadata"]["namespace"], e["metadata"]["name"]): e for e in endpoints
         }
@@ -138,7 +134,7 @@ class KubeProxy:
 
 
 def _backends(ep: dict[str, Any] | None, port: dict[str, Any]) -> list[tuple[str, int]]:
-    out = []
+    out: list[tuple[str, int]] = []
     for subset in (ep or {}).get("subsets") or []:
         ports = subset.get("ports") or []
         match = next(

@@ -7,11 +7,12 @@ import logging
 import os
 import platform
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes import client
 
 from meshstack.twin.kube.discovery import VERSION
+from meshstack.twin.kube.rawapi import raw
 
 if TYPE_CHECKING:
     from meshstack.twin.kube.kubelet import KubeletConfig
@@ -117,14 +118,14 @@ def register(core: client.CoreV1Api, cfg: KubeletConfig, kubelet_port: int) -> N
     """Create the Node, or take over an existing one (a restarted or re-joined node)."""
     body = node_body(cfg, kubelet_port)
     try:
-        core.create_node(body)
+        core.create_node(cast(Any, body))
         log.info("[%s] node registered", cfg.node.name)
     except client.ApiException as exc:
         if exc.status != 409:
             raise
-        old = core.read_node(cfg.node.name)
+        old = raw(core.read_node, cfg.node.name)
         body["metadata"]["labels"] = {
-            **(old.metadata.labels or {}),
+            **(old["metadata"].get("labels") or {}),
             **body["metadata"]["labels"],
         }
         core.patch_node(
@@ -134,11 +135,18 @@ def register(core: client.CoreV1Api, cfg: KubeletConfig, kubelet_port: int) -> N
     core.patch_node_status(cfg.node.name, {"status": body["status"]})
 
 
-def heartbeat(core: client.CoreV1Api, name: str) -> None:
-    node = core.read_node_status(name, _preload_content=False)
-    import json
-
-    conds = json.loads(node.data).get("status", {}).get("conditions") or []
+def heartbeat(core: client.CoreV1Api, cfg: KubeletConfig, kubelet_port: int) -> None:
+    """Refresh the node's conditions; register it again if it was deleted."""
+    name = cfg.node.name
+    try:
+        node = raw(core.read_node_status, name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        log.warning("[%s] the Node object is gone; registering it again", name)
+        register(core, cfg, kubelet_port)
+        return
+    conds = node.get("status", {}).get("conditions") or []
     ts = _now()
     fresh = {c["type"]: c for c in _conditions(ts)}
     out = []

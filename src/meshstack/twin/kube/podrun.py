@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client
 
 from meshstack.twin.kube.images import ImageMap
+from meshstack.twin.kube.rawapi import raw
 from meshstack.twin.kube.runtime import Container, PortPlan, is_proxy, plan_ports
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,12 @@ def resolve_env(
             out[item["name"]] = _value_from(
                 pod, run.node, item["valueFrom"], core, run.ns
             )
-    listed = core.list_service_for_all_namespaces().items
-    all_svcs = {
-        (s.metadata.namespace, s.metadata.name): s.spec.cluster_ip for s in listed
+    listed = raw(core.list_service_for_all_namespaces)["items"]
+    all_svcs: dict[tuple[str, str], str] = {
+        (s["metadata"]["namespace"], s["metadata"]["name"]): s["spec"].get(
+            "clusterIP", ""
+        )
+        for s in listed
     }
     services = {name: ip for (sns, name), ip in all_svcs.items() if sns == run.ns}
     return {k: _rewrite(v, run.ns, services, all_svcs) for k, v in out.items()}
@@ -137,15 +141,9 @@ def _value_from(
         }
         return str(fields.get(path, ""))
     if src.get("configMapKeyRef") or src.get("secretKeyRef"):
-        ref = src.get("configMapKeyRef") or src.get("secretKeyRef")
-        data = _ref_data(
-            core,
-            ns,
-            src.get("configMapKeyRef"),
-            src.get("secretKeyRef"),
-            ref.get("key"),
-        )
-        return data.get(ref.get("key"), "")
+        key = str((src.get("configMapKeyRef") or src.get("secretKeyRef") or {})["key"])
+        cm, secret = src.get("configMapKeyRef"), src.get("secretKeyRef")
+        return _ref_data(core, ns, cm, secret, key).get(key, "")
     return "0"  # resourceFieldRef: the twin sets no resource limits
 
 

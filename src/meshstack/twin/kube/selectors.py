@@ -71,7 +71,7 @@ def selector_from_dict(sel: dict[str, Any] | None) -> Matcher | None:
         return None
     terms: list[Matcher] = []
     for k, v in (sel.get("matchLabels") or {}).items():
-        terms.append(lambda labels, k=k, v=v: labels.get(k) == v)
+        terms.append(_equals(k, v))
     for expr in sel.get("matchExpressions") or []:
         terms.append(_expression(expr))
     return lambda labels: all(t(labels) for t in terms)
@@ -105,8 +105,15 @@ def field_matcher(text: str | None) -> Callable[[dict[str, Any]], bool]:
         if not m:
             raise bad_request(f"invalid field selector: {term!r}")
         path, op, value = m.groups()
-        if op == "!=":
-            terms.append(lambda o, p=path, v=value: field_value(o, p) != v)
-        else:
-            terms.append(lambda o, p=path, v=value: field_value(o, p) == v)
+        terms.append(_field_term(path, value, op == "!="))
     return lambda obj: all(t(obj) for t in terms)
+
+
+def _equals(key: str, value: str) -> Matcher:
+    return lambda labels: labels.get(key) == value
+
+
+def _field_term(
+    path: str, value: str, negate: bool
+) -> Callable[[dict[str, Any]], bool]:
+    return lambda obj: (field_value(obj, path) == value) != negate

@@ -164,7 +164,8 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["version"]:
             return self.send_json(200, discovery.VERSION)
         if parts == ["api"]:
-            addr = "%s:%d" % self.server.server_address[:2]
+            host, port = self.server.server_address[:2]
+            addr = f"{host!s}:{port}"
             return self.send_json(200, discovery.core_versions(addr))
         if parts == ["apis"]:
             return self.send_json(200, discovery.group_list(reg))

@@ -10,6 +10,7 @@ resourceVersion, as an etcd-backed server allows within its compaction window
 
 from __future__ import annotations
 
+import builtins
 import collections
 import copy
 import json
@@ -175,9 +176,9 @@ class Store:
             if change.rv > since:
                 w.offer(change)
 
-    def keys(self) -> list[Key]:
+    def keys(self) -> builtins.list[Key]:
         with self.cond:
-            return list(self._objs)
+            return [*self._objs]
 
     def unwatch(self, w: Watcher) -> None:
         with self.cond:

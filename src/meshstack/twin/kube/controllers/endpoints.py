@@ -81,7 +81,7 @@ class EndpointsController(Controller):
             and p.get("status", {}).get("podIP")
         ]
         subsets = self._subsets(svc, pods)
-        ep = {
+        ep: dict[str, Any] = {
             "metadata": {
                 "name": name,
                 "namespace": ns,

@@ -176,7 +176,9 @@ class Scheduler(Controller):
             else f"0/{total} nodes are available."
         )
         conds = pod["status"].get("conditions") or []
-        current = next((c for c in conds if c.get("type") == "PodScheduled"), {})
+        current: dict[str, Any] = next(
+            (c for c in conds if c.get("type") == "PodScheduled"), {}
+        )
         if current.get("message") == message:
             return
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]

@@ -34,11 +34,10 @@ def ds_name(svc: Obj) -> str:
 
 
 def _handled(svc: Obj | None) -> bool:
-    return (
-        bool(svc)
-        and svc["spec"].get("type") == "LoadBalancer"
-        and not svc["spec"].get("loadBalancerClass")
-    )  # type: ignore[index]
+    if svc is None:
+        return False
+    spec = svc.get("spec") or {}
+    return spec.get("type") == "LoadBalancer" and not spec.get("loadBalancerClass")
 
 
 class ServiceLBController(Controller):
