@@ -113,7 +113,7 @@ def _settings(tmp: Path, api_port: int) -> dict[str, Any]:
             "env": {
                 "K3S_TWIN_PYTHON": "{python}",
                 "MESHSTACK_NODE_DIR": f"{tmp}/nodes/{{node_name}}",
-                "PYTHONPATH": str(REPO / "src"),
+                "PYTHONPATH": {"path": "../src"},
                 **FAST_ENV,
             },
         },

@@ -451,3 +451,41 @@ def test_deleting_a_namespace_removes_its_objects_once_their_finalizers_clear(co
     assert _gone(lambda: core.read_namespace(ns)), (
         f"namespace {ns} outlived its content"
     )
+
+
+def test_delete_collection_removes_only_the_selected_objects(core, ns):
+    for name, tier in (("d1", "a"), ("d2", "a"), ("d3", "b")):
+        core.create_namespaced_config_map(ns, _cm(name, {"tier": tier}))
+    core.delete_collection_namespaced_config_map(ns, label_selector="tier=a")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == [
+        "d3"
+    ]
+
+
+def test_a_restarted_server_keeps_its_objects_and_custom_resources(tmp_path):
+    def start() -> tuple[ApiServer, client.ApiClient]:
+        server = ApiServer(ApiServerConfig(tmp_path, port=0, controllers=None))
+        server.start()
+        (tmp_path / "kc").write_text(server.kubeconfig())
+        return server, config.new_client_from_config(config_file=str(tmp_path / "kc"))
+
+    server, api = start()
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(CRD)
+    made = client.CoreV1Api(api).create_namespaced_config_map("default", _cm("kept"))
+    server.stop()
+
+    server, api = start()
+    try:
+        got = client.CoreV1Api(api).read_namespaced_config_map("kept", "default")
+        assert got.metadata.uid == made.metadata.uid
+        newer = client.CoreV1Api(api).create_namespaced_config_map("default", _cm("n"))
+        assert int(newer.metadata.resource_version) > int(
+            made.metadata.resource_version
+        )
+        custom = client.CustomObjectsApi(api)
+        listed = custom.list_namespaced_custom_object(
+            "metallb.io", "v1beta1", "default", "ipaddresspools"
+        )
+        assert listed["items"] == []
+    finally:
+        server.stop()

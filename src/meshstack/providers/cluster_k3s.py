@@ -142,12 +142,19 @@ class K3sCluster(Provider):
         return out
 
     def _env(self, node: dict[str, Any], extra: dict[str, str]) -> dict[str, str]:
-        """The install env of the profile, with {python} and {node_name} filled in."""
+        """The profile's install env for one node.
+
+        ``{python}`` becomes this interpreter and ``{node_name}`` the node's name;
+        a value ``{path: P}`` becomes P resolved against the profile's directory.
+        """
         values = {"{python}": sys.executable, "{node_name}": node["name"]}
         env = {}
         for key, value in (
             (self.settings.get("install") or {}).get("env") or {}
         ).items():
+            if isinstance(value, dict) and "path" in value:
+                env[str(key)] = str(self.ctx.path(str(value["path"])))
+                continue
             text = str(value)
             for placeholder, filled in values.items():
                 text = text.replace(placeholder, filled)
