@@ -63,6 +63,27 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def decode(data: bytes) -> str:
+    """Text from bytes as tools and editors write them: UTF-8, or by byte-order mark.
+
+    PowerShell's ``>`` writes UTF-16 with a mark; Windows editors put a mark before
+    UTF-8. Anything undecodable is replaced, never fatal.
+    """
+    for mark, codec in _BOMS:
+        if data.startswith(mark):
+            return data.decode(codec, errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
 @dataclass
 class Evidence:
     """One artifact: its text, or for directory kinds the directory itself."""
@@ -75,9 +96,8 @@ class Evidence:
     def from_path(cls, path: Path, name: str | None = None) -> Evidence:
         if path.is_dir():
             return cls(text="", name=name or str(path), path=path)
-        data = path.read_bytes()
         return cls(
-            text=data.decode("utf-8", errors="replace"),
+            text=decode(path.read_bytes()),
             name=name or str(path),
             path=path,
         )

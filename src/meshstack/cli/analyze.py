@@ -15,19 +15,21 @@ else 0. ``--json`` prints one JSON object per judged input and nothing else.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from meshstack import analyzers, bundle
-from meshstack.analyzers import Context, Evidence
+from meshstack.analyzers import Context, Evidence, decode
 from meshstack.verdicts import Finding, Verdict
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,41 @@ def _extra(text: str) -> tuple[str, object]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key.strip(), json.loads(value)
+        parsed = json.loads(value)
     except ValueError:
         return key.strip(), value
+    return key.strip(), _finite(parsed, key.strip())
+
+
+def _cidr(text: str) -> str:
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an address range like 198.51.100.0/24, got {text!r}"
+        ) from None
+    return text.strip()
+
+
+def _version(text: str) -> str:
+    if not re.fullmatch(r"v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?", text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected a release version like 0.14.5 or v0.13.12, got {text!r}"
+        )
+    return text.strip()
+
+
+def _finite(value: Any, key: str) -> Any:
+    """--extra's JSON values, with NaN and infinities refused: nothing compares."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"--extra {key}: {value} is not a finite number"
+        )
+    if isinstance(value, dict):
+        return {k: _finite(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v, key) for v in value]
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -101,10 +135,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print JSON Lines only")
     p.add_argument("--list-kinds", action="store_true", help="list kinds and exit")
     p.add_argument("--target-rps", type=_positive, help="the load's target rate")
-    p.add_argument("--tolerance", type=_tolerance, default=0.05, help="0.05 or 5%%")
-    p.add_argument("--min-sample", type=_count, default=100, help="default 100")
-    p.add_argument("--metallb-version", help="MetalLB version, e.g. 0.14.5")
-    p.add_argument("--overlay-cidr", help="the overlay's address range")
+    p.add_argument("--tolerance", type=_tolerance, default=None, help="0.05 or 5%%")
+    p.add_argument("--min-sample", type=_count, default=None, help="default 100")
+    p.add_argument(
+        "--metallb-version", type=_version, help="MetalLB version, e.g. 0.14.5"
+    )
+    p.add_argument("--overlay-cidr", type=_cidr, help="the overlay's address range")
     p.add_argument("--cni-namespace", help="namespace the CNI plugin runs in")
     p.add_argument(
         "--extra",
@@ -157,12 +193,29 @@ def _check_inputs(inputs: list[str]) -> None:
         raise _Usage("- (stdin) can be given only once")
 
 
+def _given(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """The context options the user gave: they win over a bundle's recorded ones."""
+    names = (
+        "now",
+        "target_rps",
+        "tolerance",
+        "min_sample",
+        "metallb_version",
+        "overlay_cidr",
+        "cni_namespace",
+    )
+    out = {n: getattr(ctx, n) for n in names if getattr(args, n) is not None}
+    if args.extra:
+        out["extra"] = ctx.extra
+    return out
+
+
 def _context(args: argparse.Namespace) -> Context:
     return Context(
         now=_parse_now(args.now),
         target_rps=args.target_rps,
-        tolerance=args.tolerance,
-        min_sample=args.min_sample,
+        tolerance=0.05 if args.tolerance is None else args.tolerance,
+        min_sample=100 if args.min_sample is None else args.min_sample,
         metallb_version=args.metallb_version,
         overlay_cidr=args.overlay_cidr,
         cni_namespace=args.cni_namespace,
@@ -180,11 +233,21 @@ class _Input:
     ctx: Context | None = None
 
 
-def _file(path: Path, name: str) -> _Input:
-    """A file as evidence; a special file or one that cannot be read says so."""
-    if not path.is_file() and not path.is_dir():
-        return _Input(name, Evidence(text="", name=name), "not a regular file")
+def _file(path: Path, name: str, explicit: bool = False) -> _Input:
+    """A file as evidence; a special file or one that cannot be read says so.
+
+    A pipe or device named on the command line (``<(cmd)``, ``/dev/stdin``) is read;
+    one met while walking a directory is not, since reading it could block forever.
+    """
+    special = path.exists() and not path.is_file() and not path.is_dir()
+    if not path.exists() or (special and not explicit):
+        what = "a broken link" if path.is_symlink() else "not a regular file"
+        return _Input(
+            name, Evidence(text="", name=name), f"{what}; give a readable file"
+        )
     try:
+        if special:
+            return _Input(name, Evidence(text=decode(path.read_bytes()), name=name))
         return _Input(name, Evidence.from_path(path, name=name))
     except OSError as exc:
         return _Input(name, Evidence(text="", name=name), f"cannot be read: {exc}")
@@ -200,15 +263,35 @@ def _is_directory_kind(path: Path, kind: str | None) -> bool:
 
 def _bundle(path: Path, name: str) -> Iterator[_Input]:
     """A live run's bundle: each artifact with the kind and context it was judged in."""
-    for entry in bundle.read_manifest(path):
-        target = Path(entry["file"])
-        if target.is_absolute():
-            item = _file(target, str(target))
-        else:
-            item = _file(path / target, os.path.join(name, entry["file"]))
-        item.kind = entry["kind"]
-        item.ctx = bundle.context_from_json(entry["context"])
-        yield item
+    manifest = path / bundle.MANIFEST
+    lines = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{os.path.join(name, bundle.MANIFEST)}:{number}"
+        try:
+            yield _bundle_member(path, name, json.loads(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            message = f"not a bundle entry ({problem}); was the manifest edited?"
+            yield _Input(where, Evidence(text="", name=where), message)
+
+
+def _bundle_member(path: Path, name: str, entry: dict[str, Any]) -> _Input:
+    kind = analyzers.get(str(entry["kind"]))
+    target = Path(str(entry["file"]))
+    if target.is_absolute():
+        if not kind.directory:
+            raise ValueError(f"{target}: only directory kinds may name absolute paths")
+        item = _file(target, str(target))
+    else:
+        resolved = (path / target).resolve()
+        if path.resolve() not in resolved.parents:
+            raise ValueError(f"{target} lies outside the bundle")
+        item = _file(resolved, os.path.join(name, str(target)))
+    item.kind = kind.name
+    item.ctx = bundle.context_from_json(dict(entry["context"]))
+    return item
 
 
 def _walk(path: Path, name: str, kind: str | None) -> Iterator[_Input]:
@@ -232,23 +315,19 @@ def _walk(path: Path, name: str, kind: str | None) -> Iterator[_Input]:
 def _inputs(args: argparse.Namespace) -> Iterator[_Input]:
     for given in args.inputs:
         if given == "-":
-            data = sys.stdin.buffer.read()
-            text = data.decode("utf-8", errors="replace")
+            text = decode(sys.stdin.buffer.read())
             yield _Input("-", Evidence(text=text, name="-"))
         elif Path(given).is_dir():
             yield from _walk(Path(given), given, args.kind)
         else:
-            yield _file(Path(given), given)
+            yield _file(Path(given), given, explicit=True)
 
 
 def _judge(item: _Input, ctx: Context, kind: str | None) -> Finding:
     if item.error is not None:
-        return Finding(
-            layer="unknown",
-            kind=kind or "",
-            hints=[f"{item.name}: {item.error}; give a readable regular file"],
-            verdict_override=Verdict.HARNESS_ERROR,
-        )
+        f = Finding(layer="unknown", kind=kind or "")
+        f.add("unrecognised_input", f"{item.name}: {item.error}")
+        return f
     try:
         return analyzers.analyze(item.evidence, ctx, kind=kind)
     except Exception as exc:  # an analyzer bug must not hide the other inputs
@@ -335,8 +414,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"meshstack analyze: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     verdicts = []
+    given = _given(args, ctx)
     for item in _inputs(args):
-        finding = _judge(item, item.ctx or ctx, item.kind or args.kind)
+        item_ctx = replace(item.ctx, **given) if item.ctx else ctx
+        finding = _judge(item, item_ctx, item.kind or args.kind)
         verdicts.append(finding.verdict)
         if args.json:
             print(json.dumps(_jsonable(finding.to_json(file=item.name))), flush=True)
