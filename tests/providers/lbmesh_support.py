@@ -147,10 +147,16 @@ class NetnsNode:
         "MESHSTACK_TWIN_PROXY_INTERVAL": "0.5",
     }
 
-    def __init__(self, tag: str, subnet: str, node_dir: Path) -> None:
+    def __init__(self, tag: str, subnet: str | int, node_dir: Path) -> None:
+        # an int is a third octet: each xdist worker n then gets its own names and
+        # /24 (198.19.<octet + n>.0); a string is used as given ("198.19.252")
+        if isinstance(subnet, int):
+            worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+            tag, subnet = f"{tag}{worker}", f"198.19.{subnet + worker}"
+        self.subnet = subnet
         self.bridge, self.netns = f"ms{tag}0", f"ms{tag}-n1"
         self.veth, self.inner = f"ms{tag}-v1", f"zt{tag}1"
-        self.host_ip, self.node_ip = f"{subnet}.1", f"{subnet}.10"
+        self.host_ip, self.node_ip = f"{self.subnet}.1", f"{self.subnet}.10"
         self.node_dir = node_dir
         self.kubeconfig = node_dir / "etc/rancher/k3s/k3s.yaml"
 

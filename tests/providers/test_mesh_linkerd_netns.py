@@ -5,7 +5,7 @@ writes) against a k3s twin server whose kubelet runs the control plane, viz and
 the proxies as processes; the proxy injector is called by the API server's real
 admission path. A namespace annotated for injection gets meshed pods; a
 Deployment annotated on its own metadata (C29) does not, and the injector says so.
-Only addresses on the bridge made here (198.19.251.0/24) are used.
+Only addresses on the bridge made here (198.19.<230+n>.0/24) are used.
 """
 
 from __future__ import annotations
@@ -21,17 +21,6 @@ from lbmesh_support import NetnsNode, make_context, netns_capable, settings
 from meshstack.local.linkerd_cli import write_cli_wrapper
 from meshstack.providers.mesh_linkerd import SETTINGS_SCHEMA, LinkerdProvider
 
-SERVER_ARGS = [
-    "--disable",
-    "servicelb",
-    "--disable",
-    "traefik",
-    "--node-ip",
-    "198.19.251.10",
-    "--service-cidr",
-    "198.18.241.0/24",
-]
-
 pytestmark = pytest.mark.skipif(
     not netns_capable(),
     reason="needs root and iproute2 to make a network namespace and a bridge",
@@ -40,9 +29,19 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsNode]:
-    n = NetnsNode("lmt", "198.19.251", tmp_path_factory.mktemp("meshnode"))
+    n = NetnsNode("lmt", 230, tmp_path_factory.mktemp("meshnode"))
+    args = [
+        "--disable",
+        "servicelb",
+        "--disable",
+        "traefik",
+        "--node-ip",
+        n.node_ip,
+        "--service-cidr",
+        "198.18.241.0/24",
+    ]
     try:
-        n.up(*SERVER_ARGS)
+        n.up(*args)
         yield n
     finally:
         n.down()

@@ -8,6 +8,7 @@ can judge their text with the ``kube-apply-error`` analyzer.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from dataclasses import dataclass
@@ -32,6 +33,15 @@ class KubeClient:
     def from_file(cls, path: str) -> KubeClient:
         """A client from exactly this kubeconfig (never a default one)."""
         return cls(config.new_client_from_config(config_file=path))
+
+    @property
+    def core(self) -> Any:
+        """CoreV1Api (typed loosely: model fields are read defensively)."""
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> Any:
+        return client.AppsV1Api(self.api)
 
     @property
     def dyn(self) -> dynamic.DynamicClient:
@@ -71,10 +81,10 @@ class KubeClient:
         res.replace(body=body, namespace=ns)
         return False
 
-    def list(self, api_version: str, kind: str, ns: str | None = None) -> list[dict]:
+    def list(self, api_version: str, kind: str, ns: str | None = None) -> list[Any]:
         res = self.resource(api_version, kind)
         log.debug("LIST %s %s", kind, ns or "(all namespaces)")
-        items = res.get(namespace=ns).to_dict().get("items") or []
+        items: list[Any] = res.get(namespace=ns).to_dict().get("items") or []
         for item in items:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
@@ -82,19 +92,17 @@ class KubeClient:
 
     def custom_items(
         self, group: str, version: str, ns: str, plural: str, kind: str
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Custom objects; an unserved type (CRD absent) is an empty list."""
         api = client.CustomObjectsApi(self.api)
         try:
             log.debug("LIST %s.%s/%s in %s", plural, group, version, ns)
-            items = api.list_namespaced_custom_object(group, version, ns, plural)[
-                "items"
-            ]
+            got: Any = api.list_namespaced_custom_object(group, version, ns, plural)
         except client.ApiException as exc:
             if exc.status == 404:
                 return []
             raise
-        return list(items)
+        return builtins.list(got["items"])
 
     def ensure_namespace(self, name: str) -> None:
         self.apply(
@@ -112,7 +120,7 @@ class KubeClient:
 
 
 def objects_yaml(objs: list[dict[str, Any]]) -> str:
-    """Objects as one ``kind: List`` YAML document, as ``kubectl get -o yaml`` prints."""
+    """Objects as one `kind: List` YAML document, as `kubectl get -o yaml` prints."""
     return yaml.safe_dump(
         {"apiVersion": "v1", "kind": "List", "items": objs}, sort_keys=False
     )

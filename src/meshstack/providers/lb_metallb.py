@@ -269,7 +269,7 @@ class MetalLBProvider(MetalLBChecks, Provider):
             raise ProviderError(f, str(exc)) from None
 
     def components(self) -> dict[str, Any]:
-        apps = client.AppsV1Api(self.kube.api)
+        apps = self.kube.apps
         dep = apps.read_namespaced_deployment("controller", NS)
         ds = apps.read_namespaced_daemon_set("speaker", NS)
         ctl = dep.status.ready_replicas or 0

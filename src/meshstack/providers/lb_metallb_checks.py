@@ -36,7 +36,10 @@ class MetalLBChecks:
 
     settings: dict[str, Any]
     ctx: Any
-    kube: KubeClient
+
+    @property
+    def kube(self) -> KubeClient:  # provided by the provider
+        raise NotImplementedError
 
     def components(self) -> dict[str, Any]:  # provided by the provider
         raise NotImplementedError
@@ -224,7 +227,7 @@ class MetalLBChecks:
 
     def _await_address(self, svc: dict[str, Any]) -> tuple[str | None, list[str]]:
         meta = svc["metadata"]
-        core = client.CoreV1Api(self.kube.api)
+        core = self.kube.core
 
         def probe() -> str | None:
             got = core.read_namespaced_service(meta["name"], meta["namespace"])
@@ -324,9 +327,8 @@ def _in_ranges(ip: str, ranges: list[str]) -> bool:
         if "/" in r and n in ipaddress.ip_network(r, strict=False):
             return True
         lo, _, hi = r.partition("-")
-        if hi and ipaddress.ip_address(lo.strip()) <= n <= ipaddress.ip_address(
-            hi.strip()
-        ):
+        first, last = (int(ipaddress.ip_address(x.strip())) for x in (lo, hi or lo))
+        if first <= int(n) <= last:
             return True
     return False
 

@@ -45,6 +45,12 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
+def _text(data: str | bytes | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data or ""
+
+
 class CliError(Exception):
     """The linkerd CLI exited non-zero where success was required."""
 
@@ -108,9 +114,10 @@ class LinkerdProvider(Provider):
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
+            seen = _text(exc.stdout) + _text(exc.stderr)
             raise CliError(
                 f"{redact(argv)} did not finish within {limit:.0f}s; output "
-                f"so far:\n{exc.stdout or ''}{exc.stderr or ''}"
+                f"so far:\n{seen}"
             ) from None
         except OSError as exc:
             raise ProviderError(
@@ -158,9 +165,7 @@ class LinkerdProvider(Provider):
 
     def _installed(self) -> bool:
         try:
-            client.CoreV1Api(self.kube.api).read_namespaced_config_map(
-                "linkerd-config", NS
-            )
+            self.kube.core.read_namespaced_config_map("linkerd-config", NS)
             return True
         except client.ApiException as exc:
             if exc.status == 404:
@@ -169,7 +174,7 @@ class LinkerdProvider(Provider):
 
     def _namespace_exists(self, name: str) -> bool:
         try:
-            client.CoreV1Api(self.kube.api).read_namespace(name)
+            self.kube.core.read_namespace(name)
             return True
         except client.ApiException as exc:
             if exc.status == 404:
@@ -231,7 +236,7 @@ class LinkerdProvider(Provider):
             raise ProviderError(f, str(exc)) from None
 
     def deployments_not_ready(self, namespaces: list[str]) -> list[str]:
-        apps = client.AppsV1Api(self.kube.api)
+        apps = self.kube.apps
         out = []
         for ns in namespaces:
             for d in apps.list_namespaced_deployment(ns).items:
@@ -296,13 +301,9 @@ class LinkerdProvider(Provider):
 
     def _cni_elsewhere(self, text: str, f: Finding) -> tuple[str, Finding]:
         """The CNI config sits in another namespace: the check looked elsewhere."""
-        cms = (
-            client.CoreV1Api(self.kube.api)
-            .list_config_map_for_all_namespaces(
-                field_selector="metadata.name=linkerd-cni-config"
-            )
-            .items
-        )
+        cms = self.kube.core.list_config_map_for_all_namespaces(
+            field_selector="metadata.name=linkerd-cni-config"
+        ).items
         places = [
             c.metadata.namespace for c in cms if c.metadata.name == "linkerd-cni-config"
         ]
@@ -328,7 +329,7 @@ class LinkerdProvider(Provider):
 
     def judge_meshed(self, namespace: str) -> tuple[dict[str, str], Finding]:
         """App pods carry the proxy: judged from the pods, then explained."""
-        core = client.CoreV1Api(self.kube.api)
+        core = self.kube.core
         pods = [
             p
             for p in core.list_namespaced_pod(namespace).items
@@ -385,7 +386,7 @@ class LinkerdProvider(Provider):
         return objs + self.kube.list("apps/v1", "Deployment", namespace)
 
     def _events_text(self, namespace: str) -> str:
-        items = client.CoreV1Api(self.kube.api).list_namespaced_event(namespace).items
+        items = self.kube.core.list_namespaced_event(namespace).items
         return "\n".join(
             f"{e.type}  {e.reason}  {(e.involved_object.kind or '').lower()}/"
             f"{e.involved_object.name}  {e.message}"
@@ -393,7 +394,7 @@ class LinkerdProvider(Provider):
         )
 
     def _injector_log(self) -> str:
-        core = client.CoreV1Api(self.kube.api)
+        core = self.kube.core
         pods = core.list_namespaced_pod(
             NS, label_selector="linkerd.io/control-plane-component=proxy-injector"
         ).items

@@ -47,10 +47,10 @@ def plain(obj: Any) -> Any:
 def load_pools(cl: client.ApiClient, tag: str) -> list[m.Pool]:
     """The pools this release reads: CRDs from 0.13, else the ``config`` ConfigMap."""
     if m.reads_crds(tag):
-        items = client.CustomObjectsApi(cl).list_namespaced_custom_object(
+        got: Any = client.CustomObjectsApi(cl).list_namespaced_custom_object(
             m.GROUP, m.VERSION, m.NS, "ipaddresspools"
-        )["items"]
-        return [m.pool_from_crd(o) for o in items]
+        )
+        return [m.pool_from_crd(o) for o in got["items"]]
     try:
         cm = client.CoreV1Api(cl).read_namespaced_config_map("config", m.NS)
     except client.ApiException as exc:

@@ -141,7 +141,7 @@ class Announcement:
 class Speaker:
     def __init__(self, cl: client.ApiClient, tag: str, node: str, iface: str) -> None:
         self.cl, self.tag, self.node, self.iface = cl, tag, node, iface
-        self.core = client.CoreV1Api(cl)
+        self.core: Any = client.CoreV1Api(cl)
         self.held: dict[str, Announcement] = {}
         self.said: dict[str, str] = {}
 
@@ -155,7 +155,7 @@ class Speaker:
             svc = plain(s)
             ip = current_ip(svc)
             pool = next((p for p in pools if ip and p.contains(ip)), None)
-            if pool is None:
+            if ip is None or pool is None:
                 continue
             nodes = self._eligible(pool, adverts, speakers)
             if nodes is None:
@@ -168,9 +168,10 @@ class Speaker:
     def _adverts(self) -> list[dict] | None:
         if not m.reads_crds(self.tag):
             return None  # legacy: a layer2 pool announces itself
-        return client.CustomObjectsApi(self.cl).list_namespaced_custom_object(
+        got: Any = client.CustomObjectsApi(self.cl).list_namespaced_custom_object(
             m.GROUP, m.VERSION, m.NS, "l2advertisements"
-        )["items"]
+        )
+        return list(got["items"])
 
     def _speaker_nodes(self) -> dict[str, dict[str, str]]:
         pods = self.core.list_namespaced_pod(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -57,7 +58,7 @@ def issue(
     """A certificate named ``cn``, self-signed unless ``ca`` signs it."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    issuer_name, signing_key = _name(cn), key
+    issuer_name, signing_key = _name(cn), cast(Any, key)
     if ca is not None:
         issuer_name = ca.cert.subject
         signing_key = serialization.load_pem_private_key(ca.key_pem.encode(), None)

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import yaml
 
@@ -40,7 +40,7 @@ def duration(text: str) -> float:
 
 
 def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    d = {"default": argparse.SUPPRESS} if suppress else {}
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     parser.add_argument("--kubeconfig", **d)
     parser.add_argument("--context", **d)
     parser.add_argument("-L", "--linkerd-namespace", dest="linkerd_namespace", **d)
@@ -214,7 +214,7 @@ def _checker(args: argparse.Namespace) -> Checker:
 
 
 def _core_categories(args: argparse.Namespace, c: Checker) -> list:
-    cats = list(KUBERNETES)
+    cats: list[Any] = list(KUBERNETES)
     if args.pre:
         return [*cats, catalog.pre_setup(), VERSION]
     cats += [catalog.existence_checks(), catalog.config_checks()]

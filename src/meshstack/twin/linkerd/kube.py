@@ -23,35 +23,38 @@ class NoKubeconfig(Exception):
 
 @dataclass
 class Kube:
+    """The official client for one kubeconfig; API groups typed loosely (``Any``)
+    because the checks read optional model fields the way the real CLI does."""
+
     api: client.ApiClient
     path: str
 
     @property
-    def core(self) -> client.CoreV1Api:
+    def core(self) -> Any:
         return client.CoreV1Api(self.api)
 
     @property
-    def apps(self) -> client.AppsV1Api:
+    def apps(self) -> Any:
         return client.AppsV1Api(self.api)
 
     @property
-    def ext(self) -> client.ApiextensionsV1Api:
+    def ext(self) -> Any:
         return client.ApiextensionsV1Api(self.api)
 
     @property
-    def rbac(self) -> client.RbacAuthorizationV1Api:
+    def rbac(self) -> Any:
         return client.RbacAuthorizationV1Api(self.api)
 
     @property
-    def admission(self) -> client.AdmissionregistrationV1Api:
+    def admission(self) -> Any:
         return client.AdmissionregistrationV1Api(self.api)
 
     @property
-    def authz(self) -> client.AuthorizationV1Api:
+    def authz(self) -> Any:
         return client.AuthorizationV1Api(self.api)
 
     @property
-    def custom(self) -> client.CustomObjectsApi:
+    def custom(self) -> Any:
         return client.CustomObjectsApi(self.api)
 
     @property
