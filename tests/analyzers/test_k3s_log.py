@@ -283,3 +283,41 @@ def test_every_prefix_of_a_fixture_is_judged_without_raising(path: Path) -> None
 def test_arbitrary_text_never_raises(text: str) -> None:
     ctx = Context(overlay_cidr="bogus", metallb_version="0.13")
     assert kl.judge(Evidence(text), ctx).verdict in Verdict
+
+
+# --- servicelb on by default (defect 10 of the fresh-user review) --------------------
+
+
+def test_the_stock_unit_without_flags_runs_servicelb_beside_metallb() -> None:
+    # The unit k3s's install script writes (get.k3s.io, INSTALL_K3S_EXEC empty):
+    # `ExecStart=/usr/local/bin/k3s \` then `    server \` and an empty line.
+    f = judge("k3s-stock-unit.service", metallb_version="0.14.3")
+
+    assert (f.verdict, f.reasons) == (
+        Verdict.FAIL,
+        ["k3s_servicelb_active_with_metallb"],
+    )
+    assert f.layer == "lb"
+    assert "servicelb is on by default" in f.evidence[0]
+
+
+def test_a_typed_bare_k3s_server_runs_servicelb_beside_metallb() -> None:
+    f = kl.judge(Evidence("$ sudo k3s server\n"), Context(metallb_version="0.14.3"))
+
+    assert f.reasons == ["k3s_servicelb_active_with_metallb"]
+
+
+def test_a_process_listing_with_a_pid_column_is_still_a_title() -> None:
+    text = "473 /usr/local/bin/k3s server\nroot 473 9.1 2.0 /usr/local/bin/k3s server\n"
+
+    assert kl.invocations(text) == []
+
+
+def test_flags_disabling_servicelb_beside_the_flagless_unit_cover_it() -> None:
+    unit = (HERE / "k3s-stock-unit.service").read_text()
+    ctx = Context(metallb_version="0.14")
+
+    assert kl.judge(Evidence(unit), ctx).reasons == [
+        "k3s_servicelb_active_with_metallb"
+    ]
+    assert kl.judge(Evidence(unit + "--disable servicelb\n"), ctx).reasons == []

@@ -26,9 +26,12 @@ What it judges (layer ``cluster``):
   neither flag, since its InternalIP and flannel then follow the default route.
 - ``node_ip_not_on_overlay``: a ``--node-ip`` outside ``Context.overlay_cidr``.
 - ``k3s_servicelb_active_with_metallb`` (layer ``lb``): a server command without
-  ``--disable servicelb`` is judged only when MetalLB is known to be installed
-  (``Context.metallb_version`` or ``Context.extra["metallb_installed"]``): k3s
-  alone is entitled to run its own load balancer.
+  ``--disable servicelb`` (servicelb is on by default, so a bare ``k3s server`` or
+  the stock unit's flagless ``ExecStart`` counts) is judged only when MetalLB is
+  known to be installed (``Context.metallb_version`` or
+  ``Context.extra["metallb_installed"]``): k3s alone is entitled to run its own
+  load balancer. A config.yaml in the same capture that disables servicelb
+  covers the servers beside it.
 
 Nothing judgeable (no error, no command, no line saying the node came up) is
 INCONCLUSIVE ``context_missing``: an empty journal is not a healthy node.
@@ -99,17 +102,22 @@ _SHORT = {"-i": "--node-ip"}
 
 
 def _join_continuations(text: str) -> list[str]:
-    out: list[str] = []
+    return [line for line, _ in _joined(text)]
+
+
+def _joined(text: str) -> list[tuple[str, bool]]:
+    """Lines with ``\\`` continuations joined, and whether each was continued."""
+    out: list[tuple[str, bool]] = []
     buf = ""
     for raw in text.splitlines():
         line = raw.rstrip()
         if line.endswith("\\"):
             buf += line[:-1] + " "
             continue
-        out.append(buf + line)
+        out.append((buf + line, bool(buf)))
         buf = ""
     if buf:
-        out.append(buf)
+        out.append((buf, True))
     return out
 
 
@@ -147,26 +155,34 @@ def invocations(text: str) -> list[list[str]]:
     """Every k3s command line in the text, as its arguments after server/agent.
 
     The first element is ``server``, ``agent`` or ``?`` (a bare line of flags). A
-    ``k3s server`` with no arguments at all is skipped: ``ps`` and ``systemctl
-    status`` print k3s's process title that way, its arguments hidden.
-    Lines where k3s reports the arguments it gives to its embedded components
-    (``Running kubelet --node-ip=...``) and other log lines are not commands.
+    ``k3s server`` with no arguments is a command (the stock systemd unit's
+    ``ExecStart=/usr/local/bin/k3s \\`` / ``server \\``, a typed ``k3s server``)
+    unless it is a process listing: ``ps`` and ``pgrep -a`` print k3s's process
+    title, which hides the arguments, after a PID column, and ``systemctl status``
+    after a ``└─PID`` tree branch. Lines where k3s reports the arguments it gives
+    to its embedded components (``Running kubelet --node-ip=...``) and other log
+    lines are not commands.
     """
     found: list[list[str]] = []
-    for line in _join_continuations(text):
+    for line, continued in _joined(text):
         if _NOT_A_COMMAND.search(line):
             continue
-        toks = _expand_exec(_tokens(line))
-        for i, tok in enumerate(toks[:-1]):
-            if tok.rsplit("/", 1)[-1] == "k3s" and toks[i + 1] in ("server", "agent"):
-                args = _until_shell(toks[i + 2 :])
-                if args:  # a bare "k3s server" may be a process title, not a command
-                    found.append([toks[i + 1], *args])
-                break
-        else:
-            if toks and toks[0].startswith("--") and _k3s_flags(toks):
-                found.append(["?", *toks])
+        cmd = _command(_expand_exec(_tokens(line)), continued or "ExecStart=" in line)
+        if cmd is not None:
+            found.append(cmd)
     return found
+
+
+def _command(toks: list[str], unit: bool) -> list[str] | None:
+    for i, tok in enumerate(toks[:-1]):
+        if tok.rsplit("/", 1)[-1] == "k3s" and toks[i + 1] in ("server", "agent"):
+            args = _until_shell(toks[i + 2 :])
+            if args or unit or not any(t.isdigit() for t in toks[:i]):
+                return [toks[i + 1], *args]
+            return None  # "PID ... k3s server": a process title, arguments hidden
+    if toks and toks[0].startswith("--") and _k3s_flags(toks):
+        return ["?", *toks]
+    return None
 
 
 def _until_shell(args: list[str]) -> list[str]:
@@ -422,21 +438,27 @@ def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
     servers = [c for c in cmds if c[0] == "server"]
     if not servers:
         return
+    # config.yaml (or a bare line of flags) applies to the server beside it.
+    elsewhere = any(servicelb_disabled(c) for c in cmds if c[0] == "?")
     if not metallb_known(ctx):
-        if not any(servicelb_disabled(c) for c in servers):
+        if not elsewhere and not any(servicelb_disabled(c) for c in servers):
             f.hint(
                 "k3s servicelb is not disabled; that is only a fault beside MetalLB "
                 "(give --metallb-version to judge it)"
             )
         return
     for cmd in servers:
-        if not servicelb_disabled(cmd):
-            f.add(
-                "k3s_servicelb_active_with_metallb",
-                "restart the k3s servers with --disable servicelb (and delete "
-                "leftover svclb-* DaemonSets) when MetalLB hands out addresses",
-            )
-            f.evidence.append(redact(cmd))
+        if elsewhere or servicelb_disabled(cmd):
+            continue
+        f.add(
+            "k3s_servicelb_active_with_metallb",
+            "k3s runs its servicelb unless told not to: restart the k3s servers with "
+            "--disable servicelb (or `disable: [servicelb]` in "
+            "/etc/rancher/k3s/config.yaml; include that file in the capture if it "
+            "already says so) and delete leftover svclb-* DaemonSets",
+        )
+        bare = "k3s server (no flags: servicelb is on by default)"
+        f.evidence.append(redact(cmd) if len(cmd) > 1 else bare)
 
 
 def _layer(f: Finding) -> str:
