@@ -43,7 +43,14 @@ def _free_port(host: str) -> int:
 def k3s(
     node_dir: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAST, "MESHSTACK_NODE_DIR": str(node_dir)}
+    # pods meshed by Linkerd get a Prometheus file_sd target beside the node dirs
+    targets = str(node_dir.parent / "targets")
+    env = {
+        **os.environ,
+        **FAST,
+        "MESHSTACK_NODE_DIR": str(node_dir),
+        "MESHSTACK_PROM_TARGETS_DIR": targets,
+    }
     return subprocess.run(
         [sys.executable, "-m", "meshstack.twin.k3s", *args],
         env=env,
@@ -177,7 +184,8 @@ def test_the_system_pods_run_and_report_ready(cluster):
         .items
     )
     assert [p.status.phase for p in pods] == ["Running"]
-    assert all(s.ready for s in pods[0].status.container_statuses)
+    statuses = pods[0].status.container_statuses
+    assert statuses and all(s.ready for s in statuses)
 
 
 def _echo_deployment(name: str, replicas: int, env_value: str = "1") -> dict[str, Any]:
@@ -375,20 +383,35 @@ def test_servicelb_publishes_node_addresses_for_a_loadbalancer_service(cluster):
     ) == [SERVER_IP, AGENT_IP]
 
 
+def _lb_service(core: client.CoreV1Api, name: str, port: int) -> client.V1Service:
+    spec = {
+        "type": "LoadBalancer",
+        "selector": {"app": "none"},
+        "ports": [{"port": port}],
+    }
+    return core.create_namespaced_service(
+        "default", {"metadata": {"name": name}, "spec": spec}
+    )
+
+
+def _svclb_pods(core: client.CoreV1Api, svc: client.V1Service) -> list[client.V1Pod]:
+    prefix = f"svclb-{svc.metadata.name}-{svc.metadata.uid[:8]}"
+    pods = core.list_namespaced_pod("kube-system").items
+    return [p for p in pods if p.metadata.name.startswith(prefix)]
+
+
 def test_svclb_pods_stay_pending_when_another_service_holds_their_host_port(cluster):
     core = cluster["core"]
-    for name in ("hold", "clash"):
-        core.create_namespaced_service(
-            "default",
-            {
-                "metadata": {"name": name},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "selector": {"app": "none"},
-                    "ports": [{"port": 18082}],
-                },
-            },
-        )
+    # as with traefik's svclb on 80/443 in C08: the first holds the port on every node
+    hold = _lb_service(core, "hold", 18082)
+    wait_for(
+        "hold's svclb pods bound",
+        lambda: (
+            len(pods := _svclb_pods(core, hold)) == 2
+            and all(p.spec.node_name for p in pods)
+        ),
+    )
+    _lb_service(core, "clash", 18082)
     clash = core.read_namespaced_service("clash", "default")
     prefix = f"svclb-clash-{clash.metadata.uid[:8]}"
 
@@ -486,6 +509,68 @@ def test_a_crashing_container_is_restarted_with_back_off(cluster):
     )
     assert status.last_state.terminated.exit_code != 0
     assert "DEST_IPS is empty" in core.read_namespaced_pod_log("crash", "default")
+
+
+def test_a_meshed_pod_publishes_its_proxy_and_a_scrape_target(cluster):
+    core = cluster["core"]
+    app = {
+        "name": "app",
+        "image": "ghcr.io/meshstack/echo:1",
+        "ports": [{"name": "http", "containerPort": 8080}],
+    }
+    proxy = {
+        "name": "linkerd-proxy",
+        "image": "cr.l5d.io/linkerd/proxy:stable-2.14.10",
+        "ports": [
+            {"name": "linkerd-proxy", "containerPort": 4143},
+            {"name": "linkerd-admin", "containerPort": 4191},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 4191}},
+    }
+    labels = {"app": "meshed", "linkerd.io/proxy-deployment": "meshed"}
+    pod = {
+        "metadata": {"name": "meshed", "labels": labels},
+        "spec": {
+            "containers": [app, proxy],
+            "nodeSelector": {"kubernetes.io/hostname": "agt"},
+        },
+    }
+    core.create_namespaced_pod("default", pod)
+
+    def all_ready() -> bool:
+        st = core.read_namespaced_pod("meshed", "default").status.container_statuses
+        return bool(st) and len(st) == 2 and all(c.ready for c in st)
+
+    wait_for("the meshed pod Ready", all_ready)
+    ports = json.loads(
+        core.read_namespaced_pod("meshed", "default").metadata.annotations[
+            "twin.meshstack.io/port-map"
+        ]
+    )
+
+    # the published app port is the proxy's, which forwards to the app
+    answer = _get_json(f"http://{AGENT_IP}:{ports['8080']}/through")
+    assert answer["pod"] == "meshed" and answer["path"] == "/through"
+    with urllib.request.urlopen(
+        f"http://{AGENT_IP}:{ports['4191']}/metrics", timeout=3
+    ) as resp:
+        assert b"request_total" in resp.read()
+
+    target = cluster["root"] / "targets/default_meshed.json"
+    doc = json.loads(target.read_text())
+    assert doc == [
+        {
+            "targets": [f"{AGENT_IP}:{ports['4191']}"],
+            "labels": {
+                "namespace": "default",
+                "pod": "meshed",
+                "node": "agt",
+                "deployment": "meshed",
+            },
+        }
+    ]
+    core.delete_namespaced_pod("meshed", "default")
+    wait_for("the scrape target removed", lambda: not target.exists())
 
 
 def _judge_log(text: str) -> list[str]:
