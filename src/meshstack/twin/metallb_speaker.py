@@ -111,6 +111,11 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
+def _node_ready(node: Any) -> bool:
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 def endpoints_for(
     core: client.CoreV1Api, svc: dict
 ) -> dict[int, list[tuple[str, int]]]:
@@ -183,10 +188,11 @@ class Speaker:
             if p.status.phase == "Running"
             and all(c.ready for c in p.status.container_statuses or [])
         }
+        # a node that is not Ready takes no part in the election, as in MetalLB
         return {
             n.metadata.name: dict(n.metadata.labels or {})
             for n in self.core.list_node().items
-            if n.metadata.name in ready
+            if n.metadata.name in ready and _node_ready(n)
         }
 
     def _eligible(
