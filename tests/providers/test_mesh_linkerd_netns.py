@@ -160,3 +160,42 @@ def test_an_annotation_on_the_deployment_metadata_leaves_pods_bare_c29(mesh):
     assert "skipped pod/echo-" in attachments["events and injector log"]
     assert "InjectionSkipped" in attachments["events and injector log"]
     assert check.verdict.healthy  # `linkerd check` alone does not see it (C29)
+
+
+def _get_through_the_proxy(mesh: LinkerdProvider, ns: str, count: int) -> int:
+    """Requests to the echo pod's published port (the proxy's inbound listener)."""
+    import json
+    import urllib.request
+
+    pod = client.CoreV1Api(mesh.kube.api).list_namespaced_pod(ns).items[0]
+    ports = json.loads(pod.metadata.annotations["twin.meshstack.io/port-map"])
+    ok = 0
+    for _ in range(count):
+        url = f"http://{pod.status.pod_ip}:{ports['8080']}/"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            ok += resp.status == 200
+    return ok
+
+
+def test_viz_stat_reads_meshed_traffic_and_shows_the_unmeshed_workload(mesh):
+    from meshstack import analyzers
+    from meshstack.analyzers import Context, Evidence
+
+    _echo(mesh, "meshed", annotate_ns=True)
+    _await_running(mesh, "meshed")
+    sent = _get_through_the_proxy(mesh, "meshed", 20)
+
+    meshed = mesh.cli("viz", "stat", "deploy", "-n", "meshed")
+    _echo(mesh, "c29", annotate_ns=False, own={"linkerd.io/inject": "enabled"})
+    _await_running(mesh, "c29")
+    bare = mesh.cli("viz", "stat", "deploy", "-n", "c29")
+
+    assert sent == 20
+    assert meshed.returncode == 0, meshed.stderr
+    header, row = meshed.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "MESHED", "SUCCESS", "RPS"]
+    assert row.split()[:3] == ["echo", "1/1", "100.00%"]
+    stat = analyzers.get("linkerd-stat")
+    assert stat.judge(Evidence(meshed.stdout, "stat"), Context()).reasons == []
+    judged = stat.judge(Evidence(bare.stdout, "stat"), Context())
+    assert "not_meshed" in judged.reasons, bare.stdout
