@@ -691,3 +691,46 @@ def test_an_agent_that_stops_goes_not_ready_after_the_grace_period(cluster):
         timeout=15,
     )
     assert cond.reason == "NodeStatusUnknown"
+
+
+def test_deleting_a_node_frees_its_name_for_a_node_with_another_password(cluster):
+    core = cluster["core"]
+    # the old agent must not come back and re-register its node meanwhile
+    assert k3s(cluster["root"] / "agt", "killall").returncode == 0
+    core.delete_node("agt")
+    wait_for(
+        "the password entry removed",
+        lambda: (
+            "agt.node-password.k3s"
+            not in {
+                s.metadata.name
+                for s in core.list_namespaced_secret("kube-system").items
+            }
+        ),
+    )
+    token = (cluster["root"] / "srv/var/lib/rancher/k3s/server/node-token").read_text()
+    newcomer = cluster["root"] / "newcomer"
+    done = k3s(
+        newcomer,
+        "agent",
+        "--daemon",
+        "--server",
+        f"https://{SERVER_IP}:{cluster['port']}",
+        "--token",
+        token,
+        "--node-ip",
+        "127.0.20.7",
+        "--node-name",
+        "agt",
+    )
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        node = wait_for(
+            "agt Ready again",
+            lambda: (n := core.read_node("agt")) and _ready(n).status == "True" and n,
+        )
+        assert [a.address for a in node.status.addresses if a.type == "InternalIP"] == [
+            "127.0.20.7"
+        ]
+    finally:
+        k3s(newcomer, "killall")

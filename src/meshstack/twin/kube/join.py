@@ -17,11 +17,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import queue
 import secrets
 import ssl
+import threading
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meshstack.twin.kube.errors import ApiError
 
@@ -72,6 +74,24 @@ class JoinService:
         routes = self.server.http.public_routes
         routes["/cacerts"] = self._cacerts
         routes["/v1-k3s/client-kubelet-token"] = self._admit
+        threading.Thread(target=self._forget_deleted_nodes, daemon=True).start()
+
+    def _forget_deleted_nodes(self) -> None:
+        """As k3s does, a deleted Node's password entry goes with it."""
+        store = self.server.store
+        events: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        store.watch(("", "nodes"), lambda o: True, store.rv, events)
+        rt = self.server.api.resource("v1", "Secret")
+        while (item := events.get()) is not None:
+            etype, node = item
+            if etype != "DELETED":
+                continue
+            name = f"{node['metadata']['name']}.node-password.k3s"
+            try:
+                self.server.api.delete(rt, SYSTEM_NS, name)
+                log.info("node %s deleted: removed its password entry", name)
+            except ApiError as exc:
+                log.debug("no password entry %s to remove: %s", name, exc)
 
     def _load_node_tokens(self) -> None:
         for secret in self.server.store.list(("", "secrets"), SYSTEM_NS)[0]:
