@@ -16,6 +16,12 @@ Fixture sources (public machine output, re-typed; names anonymised):
   pkg/issuercerts ("will expire on", "not valid anymore. Expired on").
 - proxy_*, viz_*, control_plane_*, other_failure, healthy_*: check names and
   messages as printed by linkerd2's pkg/healthcheck and viz/pkg/healthcheck.
+- c04_viz_missing_*, status_line_only, cut_after_*, c07_json_second_document_*,
+  c07_json_viz_namespace_not_found, cli_dev_version_hint: a user's defect report
+  (re-typed): the shapes above with a CI timestamp, `kubectl logs --prefix` or
+  `> ` quoting on every line, cut off after a warning, or a JSON document left
+  open; c01_pre_clock_skew_as_written is C01's artifact exactly as the case
+  file prints it (placeholders and "[reconstructed]" markers included).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from meshstack.analyzers import Context, Evidence
+from meshstack.analyzers import _linkerd_check_read as lcr
 from meshstack.analyzers import linkerd_check as lc
 from meshstack.verdicts import Verdict
 
@@ -71,10 +78,35 @@ EXPECTED = [
     ("other_failure.txt", Verdict.FAIL, ["check_failed"]),
     ("healthy_cut_no_status.txt", Verdict.FAIL, ["check_failed"]),
     ("healthy_check.txt", Verdict.PASS, []),
-    ("short_healthy.txt", Verdict.PASS, []),
+    # `-o short` of a healthy run prints only the status line, which is not
+    # trusted on its own (C04): nothing was judged.
+    ("short_healthy.txt", Verdict.INCONCLUSIVE, ["no_data"]),
     ("pre_healthy.txt", Verdict.PASS, []),
     ("cni_healthy.txt", Verdict.PASS, []),
     ("c07_json_healthy.json", Verdict.PASS, []),
+    ("c04_viz_missing_gha_timestamps.txt", Verdict.FAIL, ["viz_extension_not_found"]),
+    ("c04_viz_missing_kubectl_prefix.txt", Verdict.FAIL, ["viz_extension_not_found"]),
+    ("c04_viz_missing_quoted.txt", Verdict.FAIL, ["viz_extension_not_found"]),
+    ("status_line_only.txt", Verdict.INCONCLUSIVE, ["no_data"]),
+    ("cut_after_cli_warning.txt", Verdict.FAIL, ["check_failed"]),
+    ("cut_after_issuer_warning_gha.txt", Verdict.FAIL, ["check_failed"]),
+    (
+        "c07_json_second_document_open.json",
+        Verdict.FAIL,
+        ["version_mismatch", "check_failed"],
+    ),
+    (
+        "c07_json_second_document_cut_in_categories.json",
+        Verdict.FAIL,
+        ["version_mismatch", "check_failed"],
+    ),
+    (
+        "c07_json_viz_namespace_not_found.json",
+        Verdict.FAIL,
+        ["version_mismatch", "viz_extension_not_found"],
+    ),
+    ("c01_pre_clock_skew_as_written.txt", Verdict.FAIL, ["clock_skew"]),
+    ("cli_dev_version_hint.txt", Verdict.PASS, []),
 ]
 
 
@@ -502,3 +534,121 @@ def test_an_unreachable_identity_service_is_identity_unreachable():
     )
 
     assert lc.judge(Evidence(text), Context()).reasons == ["identity_unreachable"]
+
+
+# --- defect report: line prefixes, cut-off copies, versions, expiry --------------
+
+HIDDEN = (
+    "linkerd-version\n---------------\n{ok} can determine the latest version\n\n"
+    "Status check results are {ok}\n\nlinkerd-viz\n-----------\n"
+    '{bad} linkerd-viz Namespace exists\n    namespaces "linkerd-viz" not found\n'
+    "\nStatus check results are {ok}\n"
+)
+PREFIXES = {
+    "github actions": "2026-12-04T10:00:00.0000000Z ",
+    "kubectl --timestamps": "2026-12-04T10:00:00.123456789+00:00 ",
+    "kubectl --prefix": "[pod/linkerd-check-abc/check] ",
+    "quoted": "> ",
+    "syslog": "Dec  4 10:00:00 ci-runner-1 ci-job[4242]: ",
+    "journald iso": "2026-12-04T10:00:00+0000 ci-runner-1 ci-job[4242]: ",
+}
+GLYPHS = {"current": ("√", "×"), "2019": ("✔", "✘")}
+
+
+@pytest.mark.parametrize("glyphs", GLYPHS.values(), ids=GLYPHS.keys())
+@pytest.mark.parametrize("prefix", PREFIXES.values(), ids=PREFIXES.keys())
+def test_a_failure_behind_a_line_prefix_fails_like_the_bare_output(prefix, glyphs):
+    bare = HIDDEN.format(ok=glyphs[0], bad=glyphs[1])
+    prefixed = "".join(prefix + line for line in bare.splitlines(keepends=True))
+
+    finding = lc.judge(Evidence(prefixed), Context())
+
+    assert lc.detect(Evidence(prefixed)) >= 0.5
+    assert (finding.verdict, finding.reasons) == (
+        Verdict.FAIL,
+        ["viz_extension_not_found"],
+    )
+
+
+def test_a_prefix_on_only_some_lines_is_left_alone():
+    text = "linkerd-viz\n-----------\n> √ a quoted line\n√ viz is fine\n"
+
+    assert lcr.strip_prefix(text) == text
+
+
+def test_a_status_line_alone_is_inconclusive_not_a_pass():
+    finding = judge("status_line_only.txt")
+
+    assert finding.verdict is Verdict.INCONCLUSIVE
+    assert any("no check" in h for h in finding.hints)
+
+
+@pytest.mark.parametrize(
+    "name", ["cut_after_cli_warning.txt", "cut_after_issuer_warning_gha.txt"]
+)
+def test_a_copy_cut_off_after_a_warning_fails_and_says_it_was_cut(name):
+    finding = judge(name)
+
+    assert finding.verdict is Verdict.FAIL
+    assert finding.verdict_override is None
+    assert finding.details["truncated"] is True
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "c07_json_second_document_open.json",
+        "c07_json_second_document_cut_in_categories.json",
+    ],
+)
+def test_a_json_document_left_open_after_a_whole_one_is_reported_as_truncated(name):
+    finding = judge(name)
+
+    assert finding.details["truncated"] is True
+    assert finding.verdict is Verdict.FAIL
+
+
+def test_json_viz_namespace_not_found_is_read_like_the_text_form():
+    finding = judge("c07_json_viz_namespace_not_found.json")
+
+    assert "viz_extension_not_found" in finding.reasons
+    assert "check_failed" not in finding.reasons
+
+
+@pytest.mark.parametrize(
+    "name", ["c01_pre_clock_skew_as_written.txt", "cli_dev_version_hint.txt"]
+)
+def test_a_cli_freshness_warning_is_a_hint_whatever_version_it_names(name):
+    finding = judge(name)
+
+    assert "version_unknown" not in finding.reasons
+    assert any(h.startswith("cli is up-to-date:") for h in finding.hints)
+    assert not any("a proxy reports" in h for h in finding.hints)
+
+
+def test_a_control_plane_with_a_dev_version_is_not_a_proxy_version_unknown():
+    text = (
+        "control-plane-version\n---------------------\n"
+        "‼ control plane and cli versions match\n"
+        "    control plane running dev-0123abcd-user but cli running stable-2.14.10\n"
+        "\nStatus check results are √\n"
+    )
+
+    finding = lc.judge(Evidence(text), Context())
+
+    assert "version_unknown" not in finding.reasons
+    assert any("not release versions" in h for h in finding.hints)
+
+
+@pytest.mark.parametrize(
+    ("now", "state"),
+    [
+        (datetime(2024, 1, 2, tzinfo=UTC), "expires within 7 days"),
+        (datetime(2024, 1, 9, tzinfo=UTC), "expired"),
+    ],
+)
+def test_an_issuer_past_its_date_is_labelled_expired(now, state):
+    finding = judge("issuer_expiring_warning_short.txt", now=now)
+
+    assert finding.reasons == ["identity_issuer_expiring"]
+    assert finding.details["certificates"][0]["state"] == state

@@ -5,6 +5,13 @@ failed and warning checks), the 2018 dotted lines (`category: description....
 [FAIL] -- message`, `[retry]` while waiting), a spinner line left by a run cut off
 while it waited, and `-o json`, which with extensions is a stream of JSON
 documents, possibly followed by a plain-text table (2.11.0) or cut off part-way.
+
+A prefix that every line carries is removed before reading, whatever glyph set
+follows it: a CI system's timestamp (GitHub Actions, `kubectl logs
+--timestamps`), `kubectl logs --prefix`'s `[pod/x/container]`, `> ` quoting, and
+syslog / journald line heads. Without this a prefixed `×` line reads as nothing
+and the report would pass on its status lines alone. A prefix only some lines
+carry is left alone (it is then content, not decoration).
 Judging lives in :mod:`meshstack.analyzers.linkerd_check`.
 """
 
@@ -34,6 +41,18 @@ _STATUS_LINE = re.compile(r"Status check results are\s*(\S+)")
 _HINT_LINE = re.compile(r"^see \S+ for hints$", re.IGNORECASE)
 _UNDERLINE = re.compile(r"^(-{3,}|={3,})$")
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_ISO_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+_SYSLOG_TIME = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
+# Line heads that decorate every line of a capture; longest forms first.
+_PREFIXES = tuple(
+    re.compile(p)
+    for p in (
+        rf"^(?:{_ISO_TIME}|{_SYSLOG_TIME}) \S+ [\w./@-]+(?:\[\d+\])?: ?",  # journald
+        rf"^{_ISO_TIME}(?: |$)",  # GitHub Actions, kubectl logs --timestamps
+        r"^\[[^\]\n]{1,200}\](?: |$)",  # kubectl logs --prefix
+        r"^>(?: |$)",  # quoted in a mail, an issue or a chat
+    )
+)
 
 
 @dataclass
@@ -88,6 +107,9 @@ def _json_stream(text: str, report: Report) -> str:
         except ValueError:
             if text[pos] == "{" and _salvage_json(text[pos:], report):
                 return ""
+            # A document left open (cut right after `{`, or inside its
+            # categories) must not vanish: the report is marked cut off.
+            report.cut_json = report.cut_json or _opens_document(text, pos)
             break
         first = len(report.checks)
         _read_json_document(doc, report)
@@ -96,6 +118,12 @@ def _json_stream(text: str, report: Report) -> str:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return text[pos:]
+
+
+def _opens_document(text: str, pos: int) -> bool:
+    """Whether a `{` that did not decode starts a JSON document (not prose)."""
+    line = text[pos + 1 : pos + 200].split("\n", 1)[0].strip()
+    return text[pos] == "{" and (not line or line.startswith('"'))
 
 
 _JSON_CHECK = re.compile(r'\{[^{}]*"result"\s*:\s*"\w+"[^{}]*\}')
@@ -211,9 +239,25 @@ def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
     return None
 
 
+def strip_prefix(text: str) -> str:
+    """The text without a line head that every non-blank line carries.
+
+    The last line may lack it (a copy cut mid-prefix); blank lines may too.
+    """
+    lines = _ANSI.sub("", text).split("\n")
+    body = [ln for ln in lines[:-1] if ln.strip()] or lines[-1:]
+    if not body or not body[0].strip():
+        return text
+    for prefix in _PREFIXES:
+        if all(prefix.match(ln) for ln in body):
+            return "\n".join(prefix.sub("", ln, count=1) for ln in lines)
+    return text
+
+
 def read(text: str) -> Report:
     """Every check result in a `linkerd check` artifact, in printed order."""
     report = Report()
+    text = strip_prefix(text)
     rest = _json_stream(text, report)
     if rest.strip():
         _read_text(rest, report)
@@ -221,7 +265,7 @@ def read(text: str) -> Report:
 
 
 def has_category_header(text: str) -> bool:
-    lines = screen_lines(text)
+    lines = screen_lines(strip_prefix(text))
     return any(
         _UNDERLINE.match(b.strip()) and _CATEGORY.match(a)
         for a, b in zip(lines, lines[1:], strict=False)

@@ -7,7 +7,18 @@ which is a *stream* of JSON documents (one per extension) that may be followed b
 a plain-text table. Each failed or warning check is then mapped to a reason code.
 
 The verdict never trusts the "Status check results are √" line: with extensions,
-some CLIs print it once per section, so a later failure would hide behind it.
+some CLIs print it once per section, so a later failure would hide behind it (C04).
+So a copy that shows status lines but no check at all judges nothing: INCONCLUSIVE
+``no_data`` (this includes `-o short` of a healthy run, which prints only that
+line; capture the full table to judge it). A line prefix every line carries (CI
+timestamps, `kubectl logs --prefix`, `> ` quoting, syslog heads) is removed first.
+
+A copy cut off (no status line after the checks, or a JSON document left open,
+even one that holds no check yet) cannot claim success, and what follows the cut
+may be any failure: it is FAIL. A run cut off while it waited on the control plane
+is ``control_plane_not_ready`` (the vocabulary says so); any other cut is
+``check_failed`` with ``details.truncated``, at FAIL whatever the severity of the
+last check shown (a ‼ before the cut does not make the cut a warning).
 Where the tool printed a condition as a warning (‼) the verdict is WARN even when
 the condition's code is a FAIL code, unless the code's definition overrides the
 tool's severity (an expiring issuer, a pre-existing resource).
@@ -98,11 +109,25 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
         return unrecognised(evidence, expected=NAME)
     if not report.checks and not report.statuses:
         return unrecognised(evidence, expected=NAME)
+    if not report.checks and all(report.statuses) and not report.cut_json:
+        return _status_only(report)
     acc = _Verdicts(Finding(layer="mesh", kind=NAME), ctx)
     for check in _final_checks(report):
         _classify(check, acc)
     _judge_completion(report, acc)
     return _conclude(acc)
+
+
+def _status_only(report: Report) -> Finding:
+    f = Finding(layer="mesh", kind=NAME, details={"statuses": len(report.statuses)})
+    f.evidence.append("Status check results are √")
+    f.add(
+        "no_data",
+        "only 'Status check results are √' is shown, no check result: that line "
+        "alone is not trusted (some CLIs print it once per section, and `-o short` "
+        "hides every passing check); capture the full `linkerd check` output",
+    )
+    return f
 
 
 def _final_checks(report: Report) -> list[Check]:
@@ -142,7 +167,9 @@ def _judge_completion(report: Report, acc: _Verdicts) -> None:
         # suite should capture with `--wait` short enough to reach a result.
         if not failed_shown and report.checks:
             last = report.checks[-1]
-            acc.add(last, "check_failed", "re-run `linkerd check` to its end")
+            acc.add(
+                last, "check_failed", "re-run `linkerd check` to its end", forced=True
+            )
             acc.detail("failed_checks", {"category": last.category, "cut_off": True})
     if report.json_documents:
         acc.finding.details["success"] = all(report.statuses)
@@ -164,7 +191,7 @@ _MISSING_PERMISSION = re.compile(r"Missing permissions to (\w+) (\w+)")
 _SKEW_NODES = re.compile(r"clock skew detected for node\(s\):\s*(.+)")
 _CNI_CONFIG = re.compile(r'configmaps? "?linkerd-cni-config"? not found')
 _VIZ_MISSING = re.compile(
-    r'namespaces? "linkerd-viz" not found|could not find the linkerd-viz'
+    r'namespaces? "?linkerd-viz"? not found|could not find the linkerd-viz'
     r'|label "linkerd\.io/extension: viz" not found'
     r"|viz extension[^\n]{0,200}not (found|installed)",
     re.IGNORECASE,
@@ -361,6 +388,14 @@ def _versions(check: Check, acc: _Verdicts) -> bool:
     if not seen or not ("version" in check.description or up_to_date):
         return False
     unknown = [v for v in seen if not _RELEASE.match(v)]
+    if unknown and not _about_proxies(check):
+        if up_to_date:  # a release-freshness check: a hint, whatever it names
+            return False
+        acc.finding.hint(
+            f"{check.description}: {', '.join(unknown)} are not release versions, "
+            "so the versions were not compared"
+        )
+        return True
     if not unknown and (up_to_date or len(set(seen)) < 2):
         return False  # compared with the newest release online: a hint at most
     acc.detail("versions", {"check": check.description, "seen": seen})
@@ -369,6 +404,12 @@ def _versions(check: Check, acc: _Verdicts) -> bool:
     else:
         acc.add(check, "version_mismatch", _MISMATCH_HINT, forced=True)
     return True
+
+
+def _about_proxies(check: Check) -> bool:
+    """Whether a version check is about proxies (version_unknown is only theirs)."""
+    where = f"{check.category} {check.description}".lower()
+    return any(w in where for w in ("data-plane", "data plane", "prox"))
 
 
 _MISMATCH_HINT = "upgrade so that CLI, control plane and proxies run one release"
@@ -407,9 +448,15 @@ def _judge_expiry(check: Check, acc: _Verdicts, dates: list[str]) -> bool:
         acc.detail("failed_checks", _check_details(check))
         return True
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    soon = [d for d in dates if (t := _when(d)) is not None and t - now <= EXPIRY_BOUND]
-    if soon:
-        return _expiring(check, acc, soon, "expires within 7 days")
+    times = [(d, t) for d in dates if (t := _when(d)) is not None]
+    past = [d for d, t in times if t <= now]
+    soon = [d for d, t in times if now < t <= now + EXPIRY_BOUND]
+    if past or soon:
+        if past:
+            _expiring(check, acc, past, "expired")
+        if soon:
+            _expiring(check, acc, soon, "expires within 7 days")
+        return True
     acc.add(check, "check_failed", f"{check.description}: expires {', '.join(dates)}")
     acc.detail("failed_checks", _check_details(check))
     return True
