@@ -397,3 +397,53 @@ def test_the_module_runs_as_a_process_with_real_exit_codes(cluster):
     assert (ok.returncode, ok.stdout) == (0, "stable-2.14.10\n")
     assert bad.returncode == 1
     assert "Invalid output type 'yaml'" in bad.stderr
+
+
+def test_short_output_prints_only_what_is_not_ok_under_a_header(cluster):
+    cluster.add_node("node-2", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30))
+
+    rc, out, _ = cluster.linkerd("check", "--pre", "-o", "short", "--wait=5s")
+
+    assert rc == 0
+    assert out.startswith("Linkerd core checks\n===================\n\n")
+    assert "√" not in out.replace("Status check results are √", "")
+    assert "‼ no clock skew detected" in out
+    assert out.rstrip().endswith("Status check results are √")
+    assert judge(out).reasons == ["clock_skew"]
+
+
+def test_version_reports_the_server_version_from_the_installed_config(cluster):
+    before = cluster.linkerd("version")[1]
+    _installed(cluster, viz=False)
+
+    after = cluster.linkerd("version", "--short")[1]
+
+    assert before == "Client version: stable-2.14.10\nServer version: unavailable\n"
+    assert after == "stable-2.14.10\nstable-2.14.10\n"
+
+
+def test_inject_puts_the_annotation_on_the_pod_template(cluster, tmp_path):
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web"}]},
+                    }
+                },
+            }
+        )
+    )
+
+    rc, out, err = cluster.linkerd("inject", str(manifest))
+
+    doc = yaml.safe_load(out)
+    notes = doc["spec"]["template"]["metadata"]["annotations"]
+    assert rc == 0 and notes == {"linkerd.io/inject": "enabled"}
+    assert "annotations" not in doc["metadata"]
+    assert 'deployment "web" injected' in err

@@ -84,10 +84,11 @@ def parser() -> argparse.ArgumentParser:
     vc = vsub.add_parser("check")
     _globals(vc, True)
     _check_flags(vc)
-    vs = vsub.add_parser("stat")
-    _globals(vs, True)
-    vs.add_argument("resource")
-    vs.add_argument("-n", "--namespace", default="default")
+    # `linkerd stat` is the pre-2.10 spelling of `linkerd viz stat`
+    for stat_parser in (vsub.add_parser("stat"), sub.add_parser("stat")):
+        _globals(stat_parser, True)
+        stat_parser.add_argument("resource")
+        stat_parser.add_argument("-n", "--namespace", default="default")
     inj = sub.add_parser("inject")
     _globals(inj, True)
     inj.add_argument("file")
@@ -118,10 +119,10 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return check(args, out, err)
     if args.command == "inject":
         return inject(args, out, err)
-    if args.viz_command == "install":
+    if args.command == "viz" and args.viz_command == "install":
         out.write(manifests.dump(manifests.viz(cli_version())))
         return 0
-    if args.viz_command == "check":
+    if args.command == "viz" and args.viz_command == "check":
         return check(args, out, err, viz_only=True)
     from meshstack.twin.linkerd.stat import stat
 
