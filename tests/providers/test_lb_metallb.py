@@ -280,3 +280,31 @@ def test_the_probe_backend_greets_through_a_real_connection():
     assert answer == "meshstack-lb-probe"
     assert banner.served == 1
     assert nothing is None
+
+
+def test_teardown_removes_what_was_recorded_and_nothing_else(tmp_path, twin):
+    provider = _provider(tmp_path, twin)
+    _apply_config(provider, twin)
+    twin.kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "keep-me", "namespace": "metallb-system"},
+        }
+    )
+
+    provider.teardown()
+
+    pools = twin.kube.custom_items(
+        "metallb.io",
+        "v1beta1",
+        "metallb-system",
+        "ipaddresspools",
+        kind="IPAddressPool",
+    )
+    kept = [
+        o["metadata"]["name"]
+        for o in twin.kube.list("v1", "ConfigMap", "metallb-system")
+    ]
+    assert pools == [] and provider.state.resources == []
+    assert "keep-me" in kept

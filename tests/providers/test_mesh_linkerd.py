@@ -219,3 +219,22 @@ def test_an_empty_namespace_is_not_a_pass(tmp_path, twin, wrapper):
     _, finding = _provider(tmp_path, twin, wrapper).judge_meshed("empty")
 
     assert str(finding.verdict) == "INCONCLUSIVE"
+
+
+def test_teardown_removes_the_installed_control_plane(tmp_path, twin, wrapper):
+    provider = _provider(tmp_path, twin, wrapper, viz=False)
+    twin.play_kubelet(["linkerd"], seconds=40)
+    provider.provision()
+
+    provider.teardown()
+
+    assert provider.state.resources == []
+    hooks = twin.kube.list(
+        "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"
+    )
+    assert hooks == []
+    crds = [
+        c["metadata"]["name"]
+        for c in twin.kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    ]
+    assert not any(name.endswith("linkerd.io") for name in crds)
