@@ -11,6 +11,8 @@ Fixture sources (public machine output, re-typed):
 - stat_2018_old_headers: the 2018 column names of cli/cmd/testdata/
   stat_one_output.golden (REQUEST_RATE, SUCCESS_RATE, P50_LATENCY).
 - no_traffic: the line `linkerd stat` prints when nothing matched.
+- zero_success_with_traffic: a user's defect report (re-typed): C21's layout with
+  one row at 0.00% success while it carries 2.0rps.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ EXPECTED = [
     ("healthy_wide_all_namespaces.txt", "apps", Verdict.PASS, []),
     ("all_rows_without_data.txt", "apps", Verdict.INCONCLUSIVE, ["no_data"]),
     ("no_traffic.txt", "apps", Verdict.INCONCLUSIVE, ["no_data"]),
+    ("zero_success_with_traffic.txt", "apps", Verdict.FAIL, ["endpoint_unhealthy"]),
 ]
 
 
@@ -249,3 +252,55 @@ def test_a_table_cut_mid_row_judges_the_whole_rows_and_reports_the_rest():
         "emojivoto/voting-grpc",
     ]
     assert any("did not match their header" in h for h in finding.hints)
+
+
+# --- defect report: total failure, the CLI's objective form -----------------------
+
+
+def test_zero_success_with_traffic_is_a_failure_not_a_partial_success():
+    finding = judge("zero_success_with_traffic.txt")
+
+    assert finding.reasons == ["endpoint_unhealthy"]
+    assert finding.details["no_success"] == [{"name": "web", "rps": 2.0}]
+    assert "web           1/1     0.00%   2.0rps" in finding.evidence[1]
+
+
+def test_zero_success_fails_even_under_a_lenient_objective():
+    finding = judge("zero_success_with_traffic.txt", objectives={"success_rate": 0})
+
+    assert finding.verdict is Verdict.FAIL
+    assert "endpoint_unhealthy" in finding.reasons
+
+
+def test_zero_success_without_any_request_rate_is_not_judged_a_total_failure():
+    text = "NAME MESHED SUCCESS RPS LATENCY_P50 LATENCY_P95\nweb 1/1 0.00% - - -\n"
+
+    finding = ls.judge(Evidence(text), Context())
+
+    assert "endpoint_unhealthy" not in finding.reasons
+    assert finding.reasons == ["partial_success"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "reasons"),
+    [
+        ({"op": ">=", "bound": 0.99}, ["objective_missed"]),
+        ({"op": ">", "bound": 85}, ["objective_missed"]),
+        ({"op": ">=", "bound": 0.8}, []),
+    ],
+)
+def test_the_objective_form_of_the_cli_help_judges_the_success_rate(objective, reasons):
+    finding = judge("c21_viz_stat_srv_wide.txt", objective=objective)
+
+    assert finding.reasons == reasons
+
+
+@pytest.mark.parametrize(
+    "objective", [{"op": "<=", "bound": 0.99}, {"op": ">="}, "0.99", {"bound": 1}]
+)
+def test_an_objective_that_cannot_bound_a_success_rate_is_reported(objective):
+    finding = judge("c21_viz_stat_srv_wide.txt", objective=objective)
+
+    assert finding.verdict is Verdict.INCONCLUSIVE
+    assert finding.reasons[0] == "context_missing"
+    assert any("cannot bound a success rate" in h for h in finding.hints)

@@ -8,9 +8,18 @@ by their unit suffix (`86.67%`, `2.0rps`, `1ms`, `1.2s`); `-` means no data.
 Objectives. ``Context.extra["objectives"]`` may hold bounds to judge against:
 ``success_rate`` (a fraction, 0.99; a number above 1 is read as a percentage)
 and ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` (upper bounds in
-milliseconds). A row outside a bound is ``objective_missed``. Without a success
-objective, a row below 100% is ``partial_success`` (WARN): it may be by design
-(emojivoto fails one vote on purpose), and only an objective can say otherwise.
+milliseconds). ``Context.extra["objective"] = {"op": ">=", "bound": 0.99}``, the
+form `meshstack analyze --help` shows, is read as the success-rate bound; for a
+success rate only a lower bound (``>=`` or ``>``) means anything, so another
+``op`` or a missing bound is INCONCLUSIVE ``context_missing``, never ignored.
+A row outside a bound is ``objective_missed``. Without a success objective, a row
+below 100% is ``partial_success`` (WARN): it may be by design (emojivoto fails one
+vote on purpose), and only an objective can say otherwise.
+
+A row at 0% success while it carries requests (RPS above 0) is not partial: every
+request failed, which is ``endpoint_unhealthy`` (FAIL, "an application endpoint
+does not answer correctly") with or without an objective; no design fails all of
+a workload's requests, and no objective can make that a pass.
 
 A row whose MESHED count is below its pod count is ``not_meshed``; the finding is
 then reported on the mesh layer, since a workload without its proxy makes every
@@ -198,7 +207,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     f = Finding(layer="apps", kind=NAME)
     objectives = _objectives(ctx, f)
     _judge_meshed(rows, f)
-    _judge_success(rows, f, objectives.get("success_rate"))
+    _judge_success(rows, f, objectives)
     _judge_latency(rows, f, objectives)
     _note_quiet_rows(rows, f)
     if unread:
@@ -224,13 +233,31 @@ def _objectives(ctx: Context, f: Finding) -> dict[str, float]:
     out: dict[str, float] = {}
     if not isinstance(raw, Mapping):
         f.hint(f"Context.extra['objectives'] should be a mapping, got {raw!r}: ignored")
-        return out
+        raw = {}
     for key, value in raw.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[str(key)] = float(value)
+    if "objective" in ctx.extra:
+        _single_objective(ctx.extra["objective"], f, out)
     if out.get("success_rate", 0.0) > 1.0:
         out["success_rate"] /= 100.0
     return out
+
+
+def _single_objective(obj: object, f: Finding, out: dict[str, float]) -> None:
+    """Read ``objective={"op": ">=", "bound": 0.99}`` as the success-rate bound."""
+    bound = obj.get("bound") if isinstance(obj, Mapping) else None
+    op = obj.get("op") if isinstance(obj, Mapping) else None
+    numeric = isinstance(bound, int | float) and not isinstance(bound, bool)
+    if op in (">=", ">") and numeric:
+        out["success_rate"] = float(bound)  # type: ignore[arg-type]
+        out["success_strict"] = 1.0 if op == ">" else 0.0
+        return
+    f.add(
+        "context_missing",
+        f"objective {obj!r} cannot bound a success rate: expected "
+        '{"op": ">=", "bound": 0.99} (op >= or >, bound a fraction or a percentage)',
+    )
 
 
 def _cite(f: Finding, row: Row) -> None:
@@ -263,8 +290,18 @@ _NOT_MESHED_HINT = (
 )
 
 
-def _judge_success(rows: list[Row], f: Finding, objective: float | None) -> None:
-    low = [r for r in rows if r.success is not None and r.success < (objective or 1.0)]
+def _judge_success(rows: list[Row], f: Finding, objectives: dict[str, float]) -> None:
+    dead = _judge_total_failure(rows, f)
+    objective = objectives.get("success_rate")
+    strict = bool(objectives.get("success_strict"))
+    bound = 1.0 if objective is None else objective
+    low = [
+        r
+        for r in rows
+        if r.success is not None
+        and (r.success < bound or (strict and r.success <= bound))
+        and (objective is not None or r not in dead)
+    ]
     if not low:
         return
     cited = [{"name": r.label, "success": round(r.success or 0.0, 4)} for r in low]
@@ -273,11 +310,31 @@ def _judge_success(rows: list[Row], f: Finding, objective: float | None) -> None
     names = _names(low)
     if objective is None:
         f.details["partial_success"] = cited
-        f.add("partial_success", f"success below 100% with no objective given: {names}")
+        f.add(
+            "partial_success",
+            f"success below 100% with no usable objective given: {names}",
+        )
     else:
         f.details["success_missed"] = cited
         f.details["success_objective"] = objective
         f.add("objective_missed", f"success below {objective:.2%}: {names}")
+
+
+def _judge_total_failure(rows: list[Row], f: Finding) -> list[Row]:
+    """Rows whose every request failed while requests flowed: endpoint_unhealthy."""
+    dead = [r for r in rows if r.success == 0.0 and (r.rps or 0.0) > 0.0]
+    for row in dead:
+        _cite(f, row)
+        f.details.setdefault("no_success", []).append(
+            {"name": row.label, "rps": row.rps}
+        )
+    if dead:
+        f.add(
+            "endpoint_unhealthy",
+            f"0% success with traffic flowing: {_names(dead)}; see the workload's "
+            "logs and `linkerd viz tap` for the responses it sends",
+        )
+    return dead
 
 
 def _names(rows: list[Row], limit: int = 8) -> str:
