@@ -381,3 +381,26 @@ def _try_pool(k: KubeClient, name: str, addresses: list[str]) -> str | None:
 
 def test_unknown_roles_exit_2():
     assert m.main(["dancer"]) == 2
+
+
+def _speaker(node: str, iface: str):
+    from meshstack.twin.metallb_speaker import Speaker
+
+    s = object.__new__(Speaker)  # only the election inputs matter here
+    s.node, s.iface, s.tag = node, iface, "v0.14.8"
+    return s
+
+
+def test_node_selectors_narrow_the_election_and_interfaces_only_the_winner():
+    pool = m.Pool("p", ["198.19.0.200/32"])
+    speakers = {"n1": {"zone": "a"}, "n2": {"zone": "b"}}
+    by_zone = {"spec": {"nodeSelectors": [{"matchLabels": {"zone": "b"}}]}}
+    by_iface = {"spec": {"interfaces": ["eth9"]}}
+
+    assert _speaker("n1", "zt1")._eligible(pool, [by_zone], speakers) == {"n2"}
+    # every speaker must elect the same node: interfaces do not narrow the election
+    assert _speaker("n1", "zt1")._eligible(pool, [by_iface], speakers) == {"n1", "n2"}
+    assert not _speaker("n1", "zt1")._interface_allowed(pool, [by_iface])
+    assert _speaker("n1", "eth9")._interface_allowed(pool, [by_iface])
+    assert _speaker("n1", "zt1")._eligible(pool, [], speakers) is None
+    assert _speaker("n1", "zt1")._eligible(pool, None, speakers) == {"n1", "n2"}

@@ -166,8 +166,16 @@ class Speaker:
             if nodes is None:
                 self._note(ip, "no L2Advertisement selects pool", pool=pool.name)
                 continue
-            if m.elect(ip, sorted(nodes)) == self.node:
+            if m.elect(ip, sorted(nodes)) != self.node:
+                continue
+            if self._interface_allowed(pool, adverts):
                 out[ip] = svc
+            else:
+                self._note(
+                    ip,
+                    "elected, but no advertisement allows the interface",
+                    interface=self.iface,
+                )
         return out
 
     def _adverts(self) -> list[dict] | None:
@@ -206,15 +214,26 @@ class Speaker:
         chosen = [a for a in adverts if m.selects(a, pool)]
         if not chosen:
             return None
-        nodes = set()
-        for adv in chosen:
+        return {
+            name
+            for adv in chosen
+            for name, labels in speakers.items()
+            if m.node_allowed(adv, labels)
+        }
+
+    def _interface_allowed(self, pool: m.Pool, adverts: list[dict] | None) -> bool:
+        """Whether an advertisement for the pool lets this node use its interface.
+
+        Interfaces do not enter the election (every speaker must elect the same
+        node); a winner whose interface no advertisement allows stays silent.
+        """
+        if adverts is None:
+            return True
+        for adv in adverts:
             ifaces = (adv.get("spec") or {}).get("interfaces") or []
-            for name, labels in speakers.items():
-                if m.node_allowed(adv, labels) and (
-                    not ifaces or name != self.node or self.iface in ifaces
-                ):
-                    nodes.add(name)
-        return nodes
+            if m.selects(adv, pool) and (not ifaces or self.iface in ifaces):
+                return True
+        return False
 
     def sync(self) -> None:
         want = self.desired()
