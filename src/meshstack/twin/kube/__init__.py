@@ -19,6 +19,16 @@ How it maps to k3s:
 - Admission webhooks are called with real AdmissionReview v1 requests over HTTPS
   (:mod:`.admission`), honouring ``failurePolicy``.
 
+Where things are: :mod:`.resources` (served types, CRD registry),
+:mod:`.discovery`, :mod:`.selectors`, :mod:`.patch`, :mod:`.errors`,
+:mod:`.defaults` (what the API server fills in), :mod:`.tls` and
+:mod:`.kubeconfig`; the node side is :mod:`.node` (name, address, password,
+join), :mod:`.nodeinfo` (the Node object, heartbeats), :mod:`.podrun` and
+:mod:`.podstatus` (a pod's env, probes and status), :mod:`.runtime` (processes,
+ports), :mod:`.logserver`, :mod:`.forward`; k3s's own parts are
+:mod:`.k3sargs` (its command line), :mod:`.system` (packaged workloads) and
+:mod:`.sysimages` (their stand-in images, mapped in ``images/k3s.yaml``).
+
 What it simplifies (each a deliberate, documented difference):
 
 - Containers are processes: an image maps to a Python module through
@@ -37,4 +47,8 @@ What it simplifies (each a deliberate, documented difference):
   their processes when it sees the deletion.
 - One store in memory with a JSON snapshot in the server's data dir instead of
   kine/etcd; watches resume within the last few thousand changes.
+- Not there: HA servers (``--cluster-init``), flannel (pods share the node's
+  address), cluster DNS, the ``scale`` subresource's Scale object, server-side
+  apply's field ownership (an apply patch is a merge patch, and does not create),
+  Event expiry, graceful pod termination, liveness and exec probes, UDP services.
 """

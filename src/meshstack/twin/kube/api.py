@@ -299,4 +299,6 @@ class Api:
                 raise
         old = self.get(rt, ns, meta["name"])
         new = merge_patch(old, {k: v for k, v in obj.items() if k != "status"})
+        if new == old:
+            return old  # unchanged: no write, no watch event
         return self.update(rt, ns, meta["name"], new)
