@@ -489,3 +489,32 @@ def test_a_restarted_server_keeps_its_objects_and_custom_resources(tmp_path):
         assert listed["items"] == []
     finally:
         server.stop()
+
+
+def test_a_watch_from_a_compacted_resource_version_is_gone(tmp_path):
+    server = ApiServer(
+        ApiServerConfig(
+            tmp_path, port=0, persist=False, controllers=None, watch_history=20
+        )
+    )
+    server.start()
+    try:
+        (tmp_path / "kc").write_text(server.kubeconfig())
+        core = client.CoreV1Api(
+            config.new_client_from_config(config_file=str(tmp_path / "kc"))
+        )
+        old = core.list_namespaced_config_map("default").metadata.resource_version
+        for i in range(30):
+            core.create_namespaced_config_map("default", _cm(f"g{i}"))
+        with pytest.raises(ApiException) as err:
+            for _ in watch.Watch().stream(
+                core.list_namespaced_config_map,
+                "default",
+                resource_version=old,
+                timeout_seconds=2,
+            ):
+                pass
+        assert err.value.status == 410
+        assert "too old resource version" in str(err.value.reason)
+    finally:
+        server.stop()

@@ -37,6 +37,7 @@ class ApiServerConfig:
     service_cidr: str = "10.43.0.0/16"
     tls_sans: list[str] = field(default_factory=list)
     persist: bool = True
+    watch_history: int = 5000  # changes a watch may resume across
     controllers: ControllerOptions | None = field(default_factory=ControllerOptions)
 
 
@@ -45,7 +46,7 @@ class ApiServer:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         snapshot = cfg.data_dir / "state.json" if cfg.persist else None
-        self.store = Store(snapshot)
+        self.store = Store(snapshot, cfg.watch_history)
         self.registry = Registry()
         self.api = Api(self.store, self.registry, cfg.service_cidr)
         self.api.admit = Admission(self.api)

@@ -69,11 +69,11 @@ def _ident(obj: Obj) -> tuple[str, str]:
 
 
 class Store:
-    def __init__(self, snapshot: Path | None = None) -> None:
+    def __init__(self, snapshot: Path | None = None, history: int = HISTORY) -> None:
         self.cond = threading.Condition(threading.RLock())
         self._objs: dict[Key, dict[tuple[str, str], Obj]] = {}
         self._rv = 0
-        self._history: collections.deque[Change] = collections.deque(maxlen=HISTORY)
+        self._history: collections.deque[Change] = collections.deque(maxlen=history)
         self._watchers: list[Watcher] = []
         self._snapshot = snapshot
         self._dirty = False
