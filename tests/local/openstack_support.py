@@ -6,8 +6,10 @@ user starts a fresh one. Both tests/local/test_openstack.py and
 tests/providers/test_cloud_openstack.py import this module by its full name
 (``tests.local.openstack_support``) so they share the one instance.
 
-The cloud binds fixed loopback ports and makes the bridge ``mscloud0``: if a
-local stack already runs on this machine, these tests are skipped, naming it.
+The cloud binds fixed loopback ports and makes the bridge ``mscloud0``, so only
+one can run: if this checkout's local stack (``.meshstack/local``) is up, its
+cloud is used and never stopped here; if something else holds the ports, the
+tests are skipped, naming it.
 Its root is ``<checkout>/.meshstack/selftest-cloud``, so the schema cache there
 survives between sessions (the first session migrates, later ones load).
 """
@@ -26,10 +28,14 @@ import pytest
 
 from meshstack.local import openstack
 from meshstack.local.env import LocalEnv, LocalStackError
+from meshstack.local.openstack import config as cloud_config
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2] / ".meshstack" / "selftest-cloud"
+
+
+LAB_ROOT = ROOT.parent / "local"
 
 
 @dataclass
@@ -37,6 +43,7 @@ class SharedCloud:
     env: LocalEnv
     facts: dict[str, Any]
     start_seconds: float
+    owned: bool = True  # False: the running local stack's cloud, never stopped here
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -64,6 +71,15 @@ def available() -> str | None:
 def shared_cloud(config: pytest.Config) -> SharedCloud:
     global _current
     if _current is not None:
+        return _current
+    lab = LocalEnv(LAB_ROOT)
+    if openstack.status(lab)["up"]:
+        # This checkout's local stack is up: use its cloud rather than clash.
+        facts = {
+            "clouds_yaml": str(cloud_config.Layout(lab.root).clouds_yaml),
+            "rss_mib": 0,
+        }
+        _current = SharedCloud(lab, facts, 0.0, owned=False)
         return _current
     reason = available()
     if reason:

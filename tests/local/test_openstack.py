@@ -55,6 +55,7 @@ def test_a_started_cloud_reports_up_and_writes_a_clouds_yaml_for_loopback(
     cloud: SharedCloud, record_property: Any
 ) -> None:
     record_property("start_seconds", round(cloud.start_seconds, 1))
+    record_property("rss_now_mib", openstack.lifecycle.rss_mib(cloud.env))
     record_property("rss_mib", cloud.facts["rss_mib"])
     print(f"start {cloud.start_seconds:.1f}s, facts {cloud.facts}")
     assert openstack.status(cloud.env)["up"], openstack.status(cloud.env)
@@ -131,7 +132,7 @@ def test_a_server_is_a_namespace_answering_ssh_as_its_name_until_deleted(
         auto_ip=False,
         wait=False,
     )
-    server = conn.compute.wait_for_server(server, wait=120, interval=0.25)
+    server = conn.compute.wait_for_server(server, wait=120, interval=1)
     active = time.monotonic() - began
     record_property("server_active_seconds", round(active, 2))
     address = server.addresses["selftest-net"][0]["addr"]
@@ -149,7 +150,7 @@ def test_a_server_is_a_namespace_answering_ssh_as_its_name_until_deleted(
     print(f"server ACTIVE after {active:.1f}s at {address} in {netns}")
 
     conn.compute.delete_server(server)
-    conn.compute.wait_for_delete(server, wait=60, interval=0.25)
+    conn.compute.wait_for_delete(server, wait=60, interval=1)
     assert netns not in _ip("netns", "list")
     assert "msv" + server.id[:8] not in _ip("-br", "link")
     assert not node_dir.exists()
@@ -181,7 +182,7 @@ def test_a_server_whose_namespace_cannot_be_made_goes_to_error_with_the_reason(
             networks="none",
         )
         server = conn.compute.wait_for_server(
-            server, status="ERROR", failures=["ACTIVE"], wait=120, interval=0.25
+            server, status="ERROR", failures=["ACTIVE"], wait=120, interval=1
         )
         assert "no port" in (server.fault or {}).get("message", ""), server.fault
         conn.compute.delete_server(server)
@@ -194,6 +195,8 @@ def test_a_server_whose_namespace_cannot_be_made_goes_to_error_with_the_reason(
 def test_stop_leaves_no_daemon_namespace_bridge_database_or_broker_behind(
     cloud: SharedCloud, conn: Any, record_property: Any
 ) -> None:
+    if not cloud.owned:
+        pytest.skip("the cloud in use is the running local stack's: not stopping it")
     # A server left running: stop must remove its namespace and sshd too.
     key = asyncssh.generate_private_key("ssh-ed25519")
     image = conn.image.create_image(

@@ -28,7 +28,7 @@ import openstack.config
 import openstack.connection
 import openstack.exceptions as os_exc
 
-from meshstack import analyzers, ssh
+from meshstack import analyzers, clock, ssh
 from meshstack.analyzers import Context, Evidence
 from meshstack.providers import cloud_openstack_checks as checks
 from meshstack.providers.base import Provider, ProviderError
@@ -80,8 +80,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "ssh": {"type": "dict", "default": {"user": "root"}, "keys": {"user": _S}},
     "api_timeout": {"type": "seconds", "default": 30},
     "image_active_timeout": {"type": "seconds", "default": 120},
+    "image_active_interval": {"type": "seconds", "default": 0.5},
     "server_active_timeout": {"type": "seconds", "default": 120},
-    "server_active_interval": {"type": "seconds", "default": 0.5},
+    "server_active_interval": {"type": "seconds", "default": 1.0},
     "ssh_timeout": {"type": "seconds", "default": 60},
     "ssh_interval": {"type": "seconds", "default": 0.5},
     "delete_timeout": {"type": "seconds", "default": 120},
@@ -191,7 +192,9 @@ class OpenStackCloud(Provider):
             for s in self.settings["servers"]
         ]
         self._wait_image_active(image_id)
-        servers = [self._wait_active(i) for i in ids]
+        # One deadline for all servers: they were requested together.
+        deadline = clock.monotonic() + self.settings["server_active_timeout"]
+        servers = [self._wait_active(i, deadline) for i in ids]
         out = [self._describe(s, key_file) for s in servers]
         self.state.outputs.update(
             servers=out,
@@ -236,6 +239,7 @@ class OpenStackCloud(Provider):
             status,
             lambda s: s == "active",
             self.settings["image_active_timeout"],
+            interval=self.settings["image_active_interval"],
             terminal=lambda s: s in ("killed", "deleted", "deactivated"),
             code="image_not_active",
         )
@@ -348,7 +352,7 @@ class OpenStackCloud(Provider):
         self._record("server", server.id, name=name)
         return str(server.id)
 
-    def _wait_active(self, server_id: str) -> Any:
+    def _wait_active(self, server_id: str, deadline: float) -> Any:
         def get() -> Any:
             return self.call("reading server", "compute.get_server", server_id)
 
@@ -356,7 +360,8 @@ class OpenStackCloud(Provider):
             f"[cloud/server {server_id}] ACTIVE",
             get,
             lambda s: s.status == "ACTIVE",
-            self.settings["server_active_timeout"],
+            max(deadline - clock.monotonic(), 1.0),
+            interval=self.settings["server_active_interval"],
             terminal=lambda s: s.status == "ERROR",
             code="server_error_state",
             describe=lambda s: f"{s.status}/{s.task_state or '-'}",

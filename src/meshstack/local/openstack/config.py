@@ -231,7 +231,9 @@ def nova(layout: Layout, s: Secrets) -> Ini:
         "database": {"connection": db_url(s, "nova")},
         "keystone_authtoken": service_auth(s, "nova"),
         "placement": service_auth(s, "placement"),
-        "neutron": service_auth(s, "neutron"),
+        # A call to neutron that hangs fails after this, instead of a spawn
+        # waiting for its port forever.
+        "neutron": {**service_auth(s, "neutron"), "timeout": 60},
         "glance": {"region_name": REGION},
         "conductor": {"workers": 1},
         "scheduler": {"workers": 1, "max_attempts": 1},

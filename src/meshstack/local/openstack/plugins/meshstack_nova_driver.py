@@ -28,11 +28,18 @@ import subprocess
 import time
 
 from nova.virt import fake
+from oslo_concurrency import lockutils
 
 LOG = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 20
 KILL_TIMEOUT = 5.0
+
+
+# One server's namespace is made at a time: nova-compute runs spawns in
+# concurrent green threads, and two interleaved chains of `ip` and sshd commands
+# under eventlet's patched subprocess were seen to stall one spawn for good.
+NODE_LOCK = lockutils.internal_lock("meshstack-namespace-driver")
 
 
 class NodeError(Exception):
@@ -278,9 +285,13 @@ class NamespaceDriver(fake.FakeDriver):
             raise NodeError(
                 f"server {instance.uuid} has no port: a namespace server needs one"
             )
+        # Resolve the port first: it waits for nova's asynchronous allocation.
+        vif = network_info[0]
+        _fixed_address(vif)
         node = Node(instance)
         try:
-            node.create(network_info[0], instance.key_data)
+            with NODE_LOCK:
+                node.create(vif, instance.key_data)
         except Exception:
             LOG.exception("[%s] could not make its namespace", node.name)
             node.remove()
