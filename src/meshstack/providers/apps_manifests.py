@@ -268,7 +268,10 @@ class ManifestApps(Provider):
                 break
             _await_change(apps.list_namespaced_deployment, ns, version, deadline)
         finding = judge_deployments(app["name"], items)
-        raise ProviderError(finding, f"[{ns}] not Available after {timeout:.0f}s")
+        seen = "; ".join(finding.evidence) or "no Deployment"
+        raise ProviderError(
+            finding, f"[{ns}] not Available after {timeout:.0f}s; last seen: {seen}"
+        )
 
     def wait_address(self, app: dict[str, Any]) -> dict[str, Any]:
         """The LoadBalancer Service's address, once MetalLB has given one."""
