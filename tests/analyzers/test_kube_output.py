@@ -211,7 +211,8 @@ def test_app_pods_not_ready_are_left_to_the_mesh_and_apps_layers() -> None:
     )
     f = ko.judge(Evidence(text), Context())
 
-    assert f.verdict is Verdict.PASS
+    # Nothing here is this analyzer's to judge, so it claims nothing: not a PASS.
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["context_missing"])
     assert f.details["counts"] == {"pods": 1}
 
 
@@ -290,3 +291,44 @@ def test_every_prefix_of_a_fixture_is_judged_without_raising(path: Path) -> None
 def test_arbitrary_text_never_raises(text: str) -> None:
     ctx = Context(overlay_cidr="not-a-cidr")
     assert ko.judge(Evidence(text), ctx).verdict in Verdict
+
+
+# --- fresh-user review: nothing judged, describe svc, C10 pasted with its pool -------
+
+
+def test_kubernetes_endpoints_without_an_overlay_cidr_are_inconclusive() -> None:
+    f = judge("c13-endpoints-kubernetes.txt")
+
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["context_missing"])
+    assert any("--overlay-cidr" in h for h in f.hints)
+
+
+def test_a_described_pending_service_without_a_prompt_is_read_with_its_events() -> None:
+    # `kubectl describe svc web` as printed (kubectl's describe.go field names), no
+    # `$ kubectl` line above it: the Service and its MetalLB event both count.
+    f = judge("svc-describe-pending-no-prompt.txt")
+
+    assert (f.layer, f.reasons) == ("lb", ["ip_pending"])
+    assert f.details["pending_reasons"] == {
+        "default/web": [
+            'AllocationFailed: Failed to allocate IP for "default/web": '
+            "no available IPs"
+        ]
+    }
+
+
+def test_a_service_both_described_and_listed_counts_once() -> None:
+    f = judge("svc-pending-allocation-failed.txt")
+
+    assert f.details["counts"] == {"services": 1}
+    assert f.details["pending"] == ["default/web"]
+
+
+def test_c10_table_followed_by_its_pool_fails_as_not_advertised() -> None:
+    # Case C10 as written: the svc table, then the IPAddressPool, no `---` between.
+    path = DATA / "metallb-config" / "c10-svc-table-then-pool-no-separator.txt"
+    f = ko.judge(Evidence.from_path(path), Context())
+
+    assert (f.layer, f.verdict) == ("lb", Verdict.FAIL)
+    assert f.reasons == ["pool_not_advertised"]
+    assert f.details["counts"] == {"services": 1}

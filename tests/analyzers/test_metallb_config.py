@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from meshstack import analyzers
 from meshstack.analyzers import Context, Evidence
 from meshstack.analyzers import metallb_config as mc
 from meshstack.verdicts import Finding, Verdict
@@ -370,3 +371,54 @@ def test_arbitrary_text_never_raises(text: str) -> None:
     f = mc.judge(Evidence(text), Context(metallb_version=NEW))
 
     assert f.verdict in Verdict
+
+
+# --- fresh-user review --------------------------------------------------------------
+
+
+def test_c10_as_written_table_then_pool_without_separator_fails() -> None:
+    # Case C10's two blocks pasted into one file: `$ kubectl get svc web`, its
+    # table and a comment, then the IPAddressPool YAML with no `---` between.
+    f = judge("c10-svc-table-then-pool-no-separator.txt", None)
+
+    assert (f.verdict, f.reasons) == (Verdict.FAIL, ["pool_not_advertised"])
+    assert f.details["services"] == 1
+    assert f.details["unannounced_services"] == ["default/web"]
+
+
+def test_c10_as_written_is_detected_as_metallb_config_not_a_kubectl_table() -> None:
+    path = HERE / "c10-svc-table-then-pool-no-separator.txt"
+    kind = analyzers.detect(Evidence.from_path(path, name="capture.txt"))
+
+    assert kind is not None and kind.name == mc.NAME
+
+
+def test_yaml_after_a_shell_line_and_between_tables_is_read() -> None:
+    text = (
+        "$ kubectl -n metallb-system get ipaddresspools -o yaml\n"
+        "apiVersion: metallb.io/v1beta1\n"
+        "kind: IPAddressPool\n"
+        "metadata: {name: a, namespace: metallb-system}\n"
+        "spec: {addresses: [192.0.2.0/28]}\n"
+        "$ kubectl -n metallb-system get l2advertisements -o yaml\n"
+        "apiVersion: metallb.io/v1beta1\n"
+        "kind: L2Advertisement\n"
+        "metadata: {name: a, namespace: metallb-system}\n"
+    )
+    f = mc.judge(Evidence(text), Context(metallb_version=NEW))
+
+    assert f.verdict is Verdict.PASS
+    assert [p["protocol"] for p in f.details["pools"]] == ["layer2"]
+
+
+def test_a_lone_metallb_api_version_line_is_not_a_pass() -> None:
+    f = mc.judge(Evidence("apiVersion: metallb.io/v1beta1\n"), Context())
+
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["context_missing"])
+
+
+def test_c09_whole_artifact_without_a_version_still_says_delete_the_configmap() -> None:
+    f = judge("c09-legacy-and-crs.yaml", None)
+
+    assert f.verdict is Verdict.PASS
+    assert any("delete the leftover ConfigMap" in h for h in f.hints)

@@ -3,7 +3,9 @@
 What it reads: tables for nodes (``-o wide`` gives ``INTERNAL-IP``), pods, services,
 endpoints, DaemonSets and events, with or without ``NAMESPACE`` and the
 ``kind/name`` prefixes of ``kubectl get all``; ``Events:`` blocks of ``kubectl
-describe`` (with or without the ``Age`` column); and shell transcripts where a
+describe`` (with or without the ``Age`` column); ``kubectl describe svc`` of a
+LoadBalancer Service (its ``LoadBalancer Ingress`` field, counted once where the
+same Service is also listed); and shell transcripts where a
 ``$ kubectl -n NS get pods | grep x`` line stands for the header it filtered away.
 Columns are found by header name, never by position alone.
 
@@ -24,8 +26,16 @@ What it judges:
   balancer holds the ports ("didn't have free ports"). svclb pods are not counted
   as failing system pods: their failure is this lb condition.
 
+- MetalLB resources pasted beside the tables (case C10: ``kubectl get svc`` then
+  the IPAddressPool, no ``---``) are judged as ``metallb-config`` judges them, with
+  its reasons and hints added here and its details under ``details.metallb``.
+- Nothing judged is not a PASS: the ``kubernetes`` endpoints without
+  ``--overlay-cidr``, or only rows this analyzer leaves to others, give
+  INCONCLUSIVE ``context_missing``.
+
 Application pods (READY 1/2 in an app namespace) are left to the mesh and apps
-analyzers. The finding's layer is the lowest layer with a failing code.
+analyzers. The finding's layer is the lowest layer with a failing code. A ``Key:``
+line at the left margin (a ``describe`` field, a YAML key) ends the table above it.
 """
 
 from __future__ import annotations
@@ -35,7 +45,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers import (
+    Context,
+    Evidence,
+    Kind,
+    metallb_config,
+    register,
+    unrecognised,
+)
 from meshstack.analyzers.k3s_log import metallb_known
 from meshstack.verdicts import Finding
 
@@ -45,7 +62,8 @@ NAME = "kube-output"
 
 _HEADER_WORD = re.compile(r"^[A-Z][A-Z0-9()_.-]*( [A-Z][A-Z-]*)?$")
 _PROMPT = re.compile(r"^\s*(\$|#|>)\s*kubectl\b(.*)$")
-_EVENT = re.compile(r"^\s*(Normal|Warning)\s+([A-Z][A-Za-z]+)\s+(.*)$")
+_EVENT = re.compile(r"^[ \t]*(Normal|Warning)[ \t]+([A-Z][A-Za-z]+)[ \t]+(.*)$")
+_EVENT_LINE = re.compile(_EVENT.pattern, re.M)
 _TABLES = {
     "nodes": ({"NAME", "STATUS", "ROLES"}, {"NAME", "STATUS", "INTERNAL-IP"}),
     "pods": ({"NAME", "READY", "STATUS", "RESTARTS"},),
@@ -161,11 +179,21 @@ def _read_prompt(args: str) -> _Prompt:
     return _Prompt(res, ns, obj)
 
 
+# A ``Key:`` line at the left margin (a ``describe`` field, a YAML key): it ends any
+# table above it, and the command whose output that table was.
+_FIELD = re.compile(r"([A-Za-z_][\w./-]*(?: [A-Z][\w-]*)*):(?:[ \t]+(.*)|$)")
+# describe fields read for a Service; the later ones prove LoadBalancer Ingress was
+# printed (kubectl prints it only when an address exists) rather than cut off.
+_SVC_FIELDS = {"Name", "Namespace", "Type", "LoadBalancer Ingress"}
+_AFTER_INGRESS = {"Port", "TargetPort", "NodePort", "Endpoints", "Events"}
+
+
 def parse(text: str) -> Parsed:
     out = Parsed()
     table: tuple[str, list[str], list[int]] | None = None
     prompt = _Prompt()
     described = ""
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             table = None
@@ -174,8 +202,15 @@ def parse(text: str) -> Parsed:
             prompt, table = _read_prompt(m.group(2)), None
             described = prompt.describe or ""
             continue
-        if line.startswith("Name:"):
-            described = line.split(":", 1)[1].strip()
+        if m := _FIELD.match(line):
+            key, value = m.group(1), (m.group(2) or "").strip()
+            if key == "Name":
+                _described_service(fields, out)
+                described, fields = value, {}
+            if key in _SVC_FIELDS | _AFTER_INGRESS:
+                fields[key] = value
+            table, prompt = None, _Prompt()
+            continue
         if head := _header(line):
             table = head
             continue
@@ -183,7 +218,44 @@ def parse(text: str) -> Parsed:
             out.events.append(_event(ev, line, described, table))
             continue
         _row(line, table or _implied(prompt), prompt, out)
+    _described_service(fields, out)
+    out.rows = _one_row_per_service(out.rows)
     return out
+
+
+def _one_row_per_service(rows: list[Row]) -> list[Row]:
+    """Drop a Service shown twice (described and listed); keep its namespace."""
+    kept: list[Row] = []
+    for row in rows:
+        same = next(
+            (
+                k
+                for k in kept
+                if row.table == k.table == "services"
+                and k.name == row.name
+                and None in (k.namespace, row.namespace, k.namespace == row.namespace)
+            ),
+            None,
+        )
+        if same is None:
+            kept.append(row)
+        elif same.namespace is None:
+            same.namespace = row.namespace
+    return kept
+
+
+def _described_service(fields: dict[str, str], out: Parsed) -> None:
+    """A ``kubectl describe svc`` of type LoadBalancer, as a services row."""
+    if fields.get("Type") != "LoadBalancer" or not fields.get("Name"):
+        return
+    ingress = fields.get("LoadBalancer Ingress", "")
+    if not ingress and not _AFTER_INGRESS & set(fields):
+        return  # cut off before kubectl would have printed the address
+    name, ns = fields["Name"], fields.get("Namespace") or None
+    cells = {"NAME": name, "TYPE": "LoadBalancer", "EXTERNAL-IP": ingress}
+    cells["EXTERNAL-IP"] = ingress.replace(" ", "") or "<pending>"
+    line = f"describe service {ns or '?'}/{name}: LoadBalancer Ingress: {ingress}"
+    out.rows.append(Row("services", cells, line.strip(), ns))
 
 
 def _implied(prompt: _Prompt) -> tuple[str, list[str], list[int]] | None:
@@ -240,7 +312,7 @@ def detect(evidence: Evidence) -> float:
         parsed = parse(text)
         if parsed.rows or parsed.events:
             return 0.7
-    if re.search(r"^Events:\s*$", text, re.M) and _EVENT.search(text):
+    if re.search(r"^Events:[ \t]*$", text, re.M) and _EVENT_LINE.search(text):
         return 0.7
     return 0.0
 
@@ -439,6 +511,48 @@ def _overlay(ctx: Context) -> object:
         return None
 
 
+def _judge_metallb(evidence: Evidence, ctx: Context, f: Finding) -> bool:
+    """Judge MetalLB resources pasted beside the tables as metallb-config does.
+
+    A capture of ``kubectl get svc`` followed by the pools (case C10) is one
+    configuration: its Services are only judgeable against the pools.
+    """
+    if metallb_config.detect(evidence) < 0.9:
+        return False
+    mf = metallb_config.judge(evidence, ctx)
+    for code in mf.reasons:
+        f.add(code)
+    for text in mf.hints:
+        f.hint(text)
+    f.evidence += [e for e in mf.evidence if e not in f.evidence]
+    f.details["metallb"] = mf.details
+    return True
+
+
+def _nothing_judged(
+    parsed: Parsed, by_table: dict[str, list[Row]], net: object, f: Finding
+) -> None:
+    """INCONCLUSIVE where no row or event was of a kind this analyzer judges."""
+    lb = [r for r in by_table["services"] if r.cells.get("TYPE") == "LoadBalancer"]
+    judged = (
+        by_table["nodes"]
+        or any(_system(r) for r in by_table["pods"])
+        or lb
+        or _svclb_names(parsed)[0]
+        or (net is not None and _endpoint_ips(by_table["endpoints"]))
+    )
+    if judged or f.reasons:
+        return
+    if _endpoint_ips(by_table["endpoints"]):
+        f.add("context_missing")  # _judge_addresses' hint names --overlay-cidr
+        return
+    f.add(
+        "context_missing",
+        "nothing here is judged by kube-output: capture nodes (-o wide), "
+        "kube-system pods, LoadBalancer Services or the kubernetes endpoints",
+    )
+
+
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     try:
         parsed = parse(evidence.text) if detect(evidence) > 0 else Parsed()
@@ -457,9 +571,12 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     _judge_system_pods(by_table["pods"], f)
     _judge_servicelb(parsed, ctx, f)
     _judge_services(parsed, f)
+    with_metallb = _judge_metallb(evidence, ctx, f)
     lb_only = not (set(f.reasons) & _CLUSTER_CODES)
-    if lb_only and (f.reasons or by_table["services"]):
+    if lb_only and (f.reasons or by_table["services"] or with_metallb):
         f.layer = "lb"
+    if not with_metallb:
+        _nothing_judged(parsed, by_table, net, f)
     f.details["counts"] = {t: len(rows) for t, rows in by_table.items() if rows}
     f.details["events"] = len(parsed.events)
     log.debug("[%s] judged %s", evidence.name, f.summary())

@@ -7,8 +7,11 @@ yaml`` List holding any of: the legacy ``ConfigMap`` (``data.config`` with
 ``BGPAdvertisement``, LoadBalancer ``Service`` objects (``status.loadBalancer``),
 ``Node`` objects (their ``k3s.io/node-args`` annotation and labels), k3s's own
 ``svclb-*`` DaemonSets or pods, and a k3s ``config.yaml``. A document cut short is
-read up to its last complete line. Legacy and CRD pools are normalised to
-``{pool, ranges, protocol, source}`` (``details.pools``).
+read up to its last complete line. Documents need not be separated by ``---``: one
+pasted after a ``kubectl`` table or a shell line (case C10 as written) is read too,
+and LoadBalancer rows of ``kubectl get svc`` tables count as Services (one per
+name, where the same Service is also given as YAML). Legacy and CRD pools are
+normalised to ``{pool, ranges, protocol, source}`` (``details.pools``).
 
 What it judges (layer ``lb``), with ``Context.metallb_version``:
 
@@ -32,6 +35,10 @@ What it judges (layer ``lb``), with ``Context.metallb_version``:
   ``ip_outside_pool``: one whose address lies in no effective pool.
 - ``k3s_servicelb_active_with_metallb``: ``svclb-*`` DaemonSets/pods, or a k3s
   server (node-args annotation, config.yaml) without ``--disable servicelb``.
+- MetalLB objects with no pool, Service or k3s server to judge (a lone
+  ``apiVersion`` line, advertisements only): INCONCLUSIVE ``context_missing``.
+  Without ``--metallb-version``, a leftover ConfigMap whose pools the CRs cover
+  still gets the hint to delete it.
 """
 
 from __future__ import annotations
@@ -112,7 +119,33 @@ def _load_chunk(chunk: str) -> object:
     return None
 
 
+# A line that can be part of a YAML document: indented, a list item, a comment,
+# a flow collection's edge, or a ``key:`` at the left margin. Any other line at the
+# left margin (a kubectl table row, a shell prompt) ends the document before it.
+_YAML_LINE = re.compile(r"[ \t#\-{}\[\]]|[\w.\"'/-]+[ \t]*:(?:[ \t]|$)")
+
+
+def _yaml_runs(chunk: str) -> Iterator[str]:
+    """The runs of YAML-looking lines in a chunk, split at any other line."""
+    run: list[str] = []
+    for line in chunk.splitlines():
+        if not line.strip() or _YAML_LINE.match(line):
+            run.append(line)
+            continue
+        if any(r.strip() for r in run):
+            yield "\n".join(run)
+        run = []
+    if any(r.strip() for r in run):
+        yield "\n".join(run)
+
+
 def load_documents(text: str) -> list[object]:
+    """The YAML/JSON documents in a text, including ones embedded among other output.
+
+    Documents may be separated by ``---`` or follow a kubectl table or a shell line
+    directly (a capture pasted as one file); a mapping or list is kept, a bare
+    scalar (a line of prose read as YAML) is not.
+    """
     stripped = text.lstrip()
     if stripped[:1] in "{[":
         try:
@@ -120,7 +153,8 @@ def load_documents(text: str) -> list[object]:
         except ValueError:
             pass
     chunks = re.split(r"^---[^\n]*$", text, flags=re.M)
-    return [d for d in (_load_chunk(c) for c in chunks if c.strip()) if d is not None]
+    docs = (_load_chunk(run) for c in chunks for run in _yaml_runs(c))
+    return [d for d in docs if isinstance(d, (dict, list))]
 
 
 def objects(docs: list[object]) -> Iterator[dict[str, Any]]:
@@ -283,7 +317,36 @@ def read_config(text: str) -> Config:
     cfg = Config()
     for obj in objects(load_documents(text)):
         _read_object(obj, cfg)
+    known = {_svc_name(svc) for svc in cfg.services}
+    for svc in _table_services(text):
+        name = _svc_name(svc)
+        if name not in known and f"default/{name.split('/')[-1]}" not in known:
+            cfg.services.append(svc)
+            known.add(name)
     return cfg
+
+
+def _table_services(text: str) -> list[dict[str, Any]]:
+    """LoadBalancer Services of ``kubectl get svc`` tables, as Service objects."""
+    if "LoadBalancer" not in text:
+        return []
+    from meshstack.analyzers import kube_output  # kube-output reads this kind too
+
+    out = []
+    for row in kube_output.parse(text).rows:
+        if row.table != "services" or row.cells.get("TYPE") != "LoadBalancer":
+            continue
+        ips = row.cells.get("EXTERNAL-IP", "").split(",")
+        ingress = [{"ip": ip.strip()} for ip in ips if ip.strip()[:1] not in "<"]
+        out.append(
+            {
+                "kind": "Service",
+                "metadata": {"name": row.name, "namespace": row.namespace or "default"},
+                "spec": {"type": "LoadBalancer"},
+                "status": {"loadBalancer": {"ingress": ingress}},
+            }
+        )
+    return out
 
 
 # --- detection -----------------------------------------------------------------------
@@ -423,6 +486,8 @@ def _judge_version(
             lost = [p.name for p in cfg.legacy if not _covered(p, cfg.crd)]
             if lost:
                 f.hint(f"pools only in the legacy ConfigMap, lost on 0.13+: {lost}")
+            elif cfg.legacy:
+                f.hint(_LEFTOVER_HINT)
             return cfg.crd
         if cfg.legacy:
             f.add(
@@ -463,11 +528,14 @@ def _judge_new(cfg: Config, f: Finding, version: tuple[int, int]) -> list[Pool]:
             ignored_pools=[p.name for p in lost],
         )
     elif cfg.legacy:
-        f.hint(
-            "the legacy ConfigMap/configInline is ignored by MetalLB 0.13+ and every "
-            "pool in it exists as an IPAddressPool: delete the leftover ConfigMap"
-        )
+        f.hint(_LEFTOVER_HINT)
     return pools
+
+
+_LEFTOVER_HINT = (
+    "the legacy ConfigMap/configInline is ignored by MetalLB 0.13+ and every pool "
+    "in it exists as an IPAddressPool: delete the leftover ConfigMap"
+)
 
 
 def _ingress_ips(svc: dict[str, Any]) -> list[str]:
@@ -568,6 +636,19 @@ def _pending_reasons(cfg: Config, f: Finding) -> None:
         )
 
 
+def _nothing_judged(cfg: Config, f: Finding) -> None:
+    """INCONCLUSIVE where the input held MetalLB objects but nothing to judge."""
+    if cfg.legacy or cfg.crd or cfg.services or cfg.svclb or cfg.k3s_servers:
+        return
+    what = "advertisements but no pool" if cfg.adverts else "no pool, advertisement"
+    f.add(
+        "context_missing",
+        f"MetalLB objects with {what}, Service or k3s server to judge: capture "
+        "`kubectl get ipaddresspools,l2advertisements,bgpadvertisements -A -o yaml` "
+        "(and the LoadBalancer Services) whole",
+    )
+
+
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     cfg = _read(evidence)
     if cfg is None:
@@ -586,9 +667,11 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     bad = [r for p in (*cfg.crd, *cfg.legacy) for r in p.ranges if _interval(r) is None]
     if bad:
         f.hint(f"address ranges that are neither CIDR nor a-b: {', '.join(bad)}")
+    f.details["services"] = len(cfg.services)
     f.evidence[:0] = [
         f"{p['source']} pool {p['pool']}: {p['ranges']}" for p in f.details["pools"]
     ]
+    _nothing_judged(cfg, f)
     log.debug("[%s] judged %s", evidence.name, f.summary())
     return f
 
