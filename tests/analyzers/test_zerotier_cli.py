@@ -63,11 +63,12 @@ def test_the_json_forms_of_info_and_listnetworks_are_judged_like_the_text():
     assert f.details["networks"]["0123456789abcdef"]["dev"] == "ztexample0"
 
 
-def test_an_address_outside_the_overlay_range_is_warned_about():
+def test_an_address_outside_the_overlay_range_fails_off_the_overlay():
+    # Not no_ip_assigned: the node has an address, on the wrong range.
     f = judged("healthy-node.txt", overlay_cidr="10.147.17.0/24")
 
-    assert f.verdict is Verdict.WARN
-    assert f.reasons == ["no_ip_assigned"]
+    assert f.verdict is Verdict.FAIL
+    assert f.reasons == ["node_ip_not_on_overlay"]
     assert f.details["outside_overlay"] == {"0123456789abcdef": ["198.51.100.153/24"]}
 
 

@@ -29,9 +29,10 @@ What it judges (layer ``overlay``):
   (no such network on its controller), PORT_ERROR (the node could not create the
   network's virtual interface) and CLIENT_TOO_OLD: in each the node never holds a
   usable configuration. A network list with no network at all is this too.
-- ``no_ip_assigned`` (WARN): a network that is OK but has no address; with
-  ``Context.overlay_cidr``, an OK network none of whose addresses lies inside it
-  (``details.outside_overlay``), as the zerotier-member analyzer does.
+- ``no_ip_assigned`` (WARN): a network that is OK but has no address.
+- ``node_ip_not_on_overlay``: with ``Context.overlay_cidr``, an OK network none of
+  whose addresses lies inside it (``details.outside_overlay``): the address k3s is
+  to use lies off the overlay range, as the zerotier-member analyzer decides.
 - ``degraded_tcp_relay`` (WARN): info says TUNNELED, the peers table carries the
   TCP-relay note, or a peer's link is RELAY through a path (JSON ``tunneled``).
   A peer relayed through the roots over UDP (RELAY with no path, listpeers ``-``)
@@ -370,8 +371,10 @@ def _judge_addresses(net: Network, ctx: Context, f: Finding) -> None:
     if cidr is None:
         return
     if not any(in_range(ip, cidr) for ip in net.ips):
+        # It has an address, so not no_ip_assigned; see zerotier-member for why
+        # this is node_ip_not_on_overlay until an overlay-specific code exists.
         f.add(
-            "no_ip_assigned",
+            "node_ip_not_on_overlay",
             f"network {net.nwid} gave {', '.join(net.ips)}, none inside the overlay "
             f"range {cidr}: fix the network's pools or --overlay-cidr",
         )

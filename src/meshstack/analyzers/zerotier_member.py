@@ -16,18 +16,22 @@ What it judges (layer ``overlay``), per member:
   ``member_not_authorized`` for that member.
 - ``member_not_authorized``: ``authorized`` is false and the member was never
   deauthorized after its last authorization.
-- ``no_ip_assigned`` (WARN): authorized but ``ipAssignments`` is empty. With
-  ``noAutoAssignIps`` true the address will not come by itself: the hint says so.
+- ``no_ip_assigned`` (WARN): authorized, auto-assign on, but ``ipAssignments``
+  is empty.
+- Authorized, no address and ``noAutoAssignIps`` true: not ``no_ip_assigned``
+  (defined for auto-assign on). No address will come by itself and which one the
+  member should hold is the operator's choice, absent from the JSON: INCONCLUSIVE
+  ``context_missing``, with a hint to assign one or turn auto-assign on.
 - With ``Context.overlay_cidr``: an authorized member none of whose addresses lies
-  inside the range has no address on the overlay the stack expects. The vocabulary
-  has no overlay code for "address outside the range" (``node_ip_not_on_overlay``
-  is the cluster's, about a node's InternalIP), so this is reported as
-  ``no_ip_assigned`` with ``details.outside_overlay`` and a hint naming the
-  addresses and the range; the cluster check then fails on the node address.
-  Without a range, a hint says the addresses were not judged.
-- ``online: false`` (Central only) is a hint: it says the node has not talked to
-  Central lately, not that members cannot reach each other (``peer_unreachable``
-  is the live ping check's to judge).
+  inside the range is FAIL ``node_ip_not_on_overlay`` (``details.outside_overlay``):
+  that address is the one k3s is to use as ``--node-ip`` (case C15), and it lies
+  outside the overlay range. The vocabulary has no overlay-specific code for it;
+  this is the smallest honest choice until one is added. Without a range, a hint
+  says the addresses were not judged.
+- ``online: false`` (Central only): case C15 requires ``online=true`` for a PASS.
+  It says the node has not talked to Central lately, not that members cannot reach
+  each other (``peer_unreachable`` is the ping check's), so it is INCONCLUSIVE
+  ``context_missing`` with a hint naming what to capture on the node.
 
 A member list that holds only ids (the controller's ``/member`` index), or members
 cut off before their authorization or addresses, is INCONCLUSIVE
@@ -299,28 +303,45 @@ def _judge_addresses(m: Member, ctx: Context, f: Finding) -> None:
     if m.ips is None:
         return
     if not m.ips:
-        why = (
-            "auto-assign is off (noAutoAssignIps), so assign one by hand"
-            if m.no_auto_assign
-            else "check the network's IP assignment pools and that they have room"
-        )
-        f.add("no_ip_assigned", f"member {m.node} has no overlay address: {why}")
-        _note(f, "no_ip", m.node)
+        _judge_no_address(m, f)
         return
     network = overlay_range(ctx, f)
     if network is None:
         return
     inside = [ip for ip in m.ips if in_range(ip, network)]
-    # TODO: the vocabulary has no overlay code for "addresses outside the expected
-    # range", so this is the WARN no_ip_assigned: the overlay layer passes with a
-    # warning and the cluster layer's node_ip_not_on_overlay is what fails.
     if not inside:
+        # TODO: a dedicated overlay code ("member addressed outside the overlay
+        # range") would name this exactly; until the vocabulary has one, the
+        # address k3s is to use as --node-ip lying outside the range is
+        # node_ip_not_on_overlay, reported on the overlay layer.
         f.add(
-            "no_ip_assigned",
+            "node_ip_not_on_overlay",
             f"member {m.node} has {', '.join(m.ips)}, none inside the overlay range "
-            f"{network}: fix the network's pools or --overlay-cidr",
+            f"{network}: fix the network's IP assignment pools in ZeroTier Central "
+            "(or --overlay-cidr, if that is what is wrong)",
         )
         f.details.setdefault("outside_overlay", {})[m.node] = list(m.ips)
+
+
+def _judge_no_address(m: Member, f: Finding) -> None:
+    if not m.no_auto_assign:
+        f.add(
+            "no_ip_assigned",
+            f"member {m.node} has no overlay address yet: check the network's IP "
+            "assignment pools and that they have room",
+        )
+        _note(f, "no_ip", m.node)
+        return
+    # no_ip_assigned is defined for auto-assign on, where an address is still to
+    # come. With it off, which address the member should hold is the operator's
+    # choice, not in this JSON: nothing can be claimed about its address.
+    f.add(
+        "context_missing",
+        f"member {m.node} has no address and auto-assign is off (noAutoAssignIps): "
+        "none will come by itself. Assign one (ipAssignments in the member's "
+        "config) or turn auto-assign on, then capture the member again",
+    )
+    _note(f, "no_ip_manual", m.node)
 
 
 def overlay_range(
@@ -358,9 +379,11 @@ def _judge_online(m: Member, ctx: Context, f: Finding) -> None:
     if ctx.now is not None and m.last_online:
         minutes = (ctx.now.timestamp() * 1000 - m.last_online) / 60000
         age = f", last seen {minutes:.0f} min before the judging time"
-    f.hint(
-        f"ZeroTier Central reports member {m.node} offline{age}; "
-        "reachability between members is judged by the overlay's ping check"
+    f.add(
+        "context_missing",
+        f"ZeroTier Central reports member {m.node} offline{age}: this JSON cannot "
+        "show it on the overlay. Check the node (`zerotier-cli info`, `zerotier-cli "
+        "listnetworks`) or run the overlay's ping check",
     )
     _note(f, "offline", m.node)
 
