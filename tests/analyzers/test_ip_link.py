@@ -285,3 +285,23 @@ def test_judge_never_raises_on_any_prefix_of_a_fixture(name: str):
 )
 def test_judge_never_raises_on_junk(junk: str):
     assert il.judge(Evidence(junk), Context()).verdict
+
+
+def test_a_ping_run_cut_off_before_its_statistics_is_recorded_as_cut_off_not_lost():
+    # The fresh-user review's probe: 1354 passes, the 1355 run is cut off right
+    # after ping's header line (iputils output as in case C17).
+    text = (
+        "$ ping -M do -s 1354 -c 1 198.51.100.2\n"
+        "PING 198.51.100.2 (198.51.100.2) 1354(1382) bytes of data.\n"
+        "1362 bytes from 198.51.100.2: icmp_seq=1 ttl=64 time=41.2 ms\n"
+        "\n"
+        "--- 198.51.100.2 ping statistics ---\n"
+        "1 packets transmitted, 1 received, 0% packet loss, time 0ms\n"
+        "$ ping -M do -s 1355 -c 1 198.51.100.2\n"
+        "PING 198.51.100.2 (198.51.100.2) 1355(1383) bytes of data.\n"
+    )
+    f = il.judge(Evidence(text), Context())
+
+    assert f.details["pings"]["198.51.100.2"] == {1354: "passed", 1355: "cut off"}
+    assert "pmtu_blackhole" not in f.reasons
+    assert any("1355 bytes was cut off" in h for h in f.hints)

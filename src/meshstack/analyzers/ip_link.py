@@ -249,11 +249,23 @@ def _judge_pings(cap: Capture, zt_mtu: int | None, f: Finding) -> int | None:
         runs = sorted(
             (p for p in cap.probes if p.target == target), key=lambda p: p.size
         )
-        f.details.setdefault("pings", {})[target] = {
-            p.size: "passed" if p.passed else p.error or "lost" for p in runs
-        }
+        f.details.setdefault("pings", {})[target] = {p.size: _outcome(p) for p in runs}
+        cut = [str(p.size) for p in runs if _outcome(p) == "cut off"]
+        if cut:
+            f.hint(
+                f"the ping to {target} at {', '.join(cut)} bytes was cut off before "
+                "its statistics: not judged; capture the run whole"
+            )
         measured = _judge_target(target, runs, zt_mtu, f) or measured
     return measured
+
+
+def _outcome(p: Probe) -> str:
+    if p.passed:
+        return "passed"
+    if p.error:
+        return p.error
+    return "lost" if p.lost_silently else "cut off"
 
 
 def _judge_target(
