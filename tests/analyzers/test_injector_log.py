@@ -12,6 +12,10 @@ Fixture sources (public machine output, re-typed; names anonymised):
 - injector_logfmt_injected, injector_json_injected, received_only: the injector's
   messages ("received", "patch generated for", "injection patch generated for")
   as controller/proxy-injector/webhook.go prints them, in logfmt and JSON.
+- c29_deployment_manifest_only, c29_describe_deploy_only,
+  c29_deployment_and_unmeshed_pod: a user's defect report (re-typed): #4125's
+  Deployment as a manifest or `kubectl describe deploy`, with no injector log;
+  the last adds a Pod of that Deployment without a linkerd-proxy container.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ EXPECTED = [
     ("injector_logfmt_injected.log", Verdict.PASS, []),
     ("injector_json_injected.log", Verdict.PASS, []),
     ("received_only.log", Verdict.INCONCLUSIVE, ["no_data"]),
+    ("c29_deployment_manifest_only.yaml", Verdict.FAIL, ["annotation_misplaced"]),
+    ("c29_describe_deploy_only.txt", Verdict.FAIL, ["annotation_misplaced"]),
+    ("c29_deployment_and_unmeshed_pod.yaml", Verdict.FAIL, BOTH),
 ]
 
 
@@ -231,10 +238,103 @@ def test_judging_stays_fast_on_pathological_input(text):
     assert time.perf_counter() - started < 2.0
 
 
-@pytest.mark.parametrize("name", [n for n, v, _ in EXPECTED if v is Verdict.FAIL])
+WITH_SKIPS = [
+    n
+    for n, v, _ in EXPECTED
+    if v is Verdict.FAIL and "skipped" in (DATA / n).read_text(encoding="utf-8")
+]
+
+
+@pytest.mark.parametrize("name", WITH_SKIPS)
 def test_a_copy_cut_right_after_its_first_skip_still_fails(name):
     text = (DATA / name).read_text(encoding="utf-8")
     skip = next(ln for ln in text.splitlines() if "skipped" in ln)
     cut = text[: text.index(skip) + len(skip)]
 
     assert "not_meshed" in il.judge(Evidence(cut), Context()).reasons
+
+
+# --- defect report: a manifest alone -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["c29_deployment_manifest_only.yaml", "c29_describe_deploy_only.txt"]
+)
+def test_a_manifest_alone_showing_the_misplaced_annotation_is_detected(name):
+    evidence = Evidence.from_path(DATA / name)
+
+    assert il.detect(evidence) >= 0.5
+    finding = il.judge(evidence, Context())
+    assert finding.details["misplaced"] == [
+        f"{'deployment/' if name.endswith('.yaml') else ''}web has linkerd.io/inject "
+        "on its own metadata, not on its pod template"
+    ]
+    assert any("not shown" in h for h in finding.hints)
+
+
+def test_a_deployment_as_json_alone_is_judged_like_its_yaml():
+    import yaml
+
+    doc = yaml.safe_load((DATA / "c29_deployment_manifest_only.yaml").read_text())
+    evidence = Evidence(json.dumps(doc, indent=4))
+
+    assert il.detect(evidence) >= 0.5
+    assert il.judge(evidence, Context()).reasons == ["annotation_misplaced"]
+
+
+def test_a_correctly_annotated_manifest_alone_is_not_injector_evidence():
+    text = (DATA / "c29_deployment_manifest_only.yaml").read_text()
+    fixed = text.replace(
+        "    metadata:\n      labels:",
+        "    metadata:\n      annotations: {linkerd.io/inject: enabled}\n      labels:",
+    )
+    assert fixed != text
+
+    assert il.detect(Evidence(fixed)) == 0.0
+
+
+def test_a_pod_of_the_misplaced_workload_without_the_proxy_is_not_meshed():
+    finding = judge("c29_deployment_and_unmeshed_pod.yaml")
+
+    assert finding.details["unmeshed_pods"] == ["app/web-abc"]
+
+
+def test_a_pod_that_carries_the_proxy_is_not_reported():
+    text = (DATA / "c29_deployment_and_unmeshed_pod.yaml").read_text()
+    meshed = text.replace(
+        "  containers: [{name: web, image: nginx}]\n",
+        "  containers: [{name: web, image: nginx}, {name: linkerd-proxy}]\n",
+    )
+    meshed = meshed.replace(
+        "      containers: [{name: web, image: nginx}, {name: linkerd-proxy}]",
+        "      containers: [{name: web, image: nginx}]",
+    )
+    assert meshed.count("linkerd-proxy") == 1
+
+    assert il.judge(Evidence(meshed), Context()).reasons == ["annotation_misplaced"]
+
+
+def test_a_namespace_manifest_with_the_setting_as_a_label_alone_is_misplaced():
+    text = (
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n"
+        "  labels:\n    linkerd.io/inject: enabled\n"
+    )
+
+    assert il.detect(Evidence(text)) >= 0.5
+    finding = il.judge(Evidence(text), Context())
+    assert finding.reasons == ["annotation_misplaced"]
+    assert finding.details["misplaced"] == [
+        "namespace/app carries linkerd.io/inject as a label"
+    ]
+
+
+def test_a_pod_of_a_workload_that_opted_out_is_not_reported():
+    text = (DATA / "c29_deployment_and_unmeshed_pod.yaml").read_text()
+    opted_out = text.replace(
+        "metadata: {name: web-abc, namespace: app}",
+        "metadata:\n  name: web-abc\n  namespace: app\n"
+        "  annotations: {linkerd.io/inject: disabled}",
+    )
+    assert opted_out != text
+
+    assert il.judge(Evidence(opted_out), Context()).reasons == ["annotation_misplaced"]

@@ -11,6 +11,15 @@ a missing proxy shows. The artifact may mix several captures, and all are read:
   command, `kubectl get -o yaml|json` documents, and `kubectl describe` of a
   namespace or workload.
 
+A manifest alone (a Deployment or Namespace as YAML, `kubectl get -o yaml|json`
+or `kubectl describe`) that shows the inject setting misplaced is judged too, as
+``annotation_misplaced`` (FAIL) only: the manifest cannot show whether the pods
+went without the proxy (the namespace, not shown, may carry the annotation), and
+C29 asks for ``not_meshed`` only on evidence of pods without it (a skip, an
+InjectionSkipped event, or a Pod object of that workload without a
+``linkerd-proxy`` container, which is read here when the artifact holds one).
+A ``kubectl label`` command alone is not enough to detect the kind.
+
 Context. ``Context.extra["objects"]`` may carry Kubernetes objects (dicts) a live
 suite read, judged like documents found in the artifact. ``Context.extra
 ["expect_meshed"]`` may list the workload names that must carry the proxy: a
@@ -232,6 +241,19 @@ def _describe_misplacements(text: str) -> list[str]:
     return out
 
 
+def _all_objects(text: str, ctx: Context) -> list[Mapping[str, Any]]:
+    extra = ctx.extra.get("objects")
+    docs = [*_documents(text), *(extra if isinstance(extra, list) else [])]
+    return [obj for doc in docs for obj in _objects(doc)]
+
+
+def manifest_misplacements(text: str, ctx: Context) -> list[str]:
+    """Misplacements shown by objects and `kubectl describe`, not by commands."""
+    found = [m for obj in _all_objects(text, ctx) for m in _object_misplacements(obj)]
+    found.extend(_describe_misplacements(text))
+    return list(dict.fromkeys(found))
+
+
 def misplacements(text: str, ctx: Context) -> list[str]:
     """Every place the inject setting sits where the injector does not read it."""
     annotated = {m.group(1) for m in _ANNOTATE_CMD.finditer(text)}
@@ -240,43 +262,105 @@ def misplacements(text: str, ctx: Context) -> list[str]:
         for m in _LABEL_CMD.finditer(text)
         if m.group(1) not in annotated
     ]
-    extra = ctx.extra.get("objects")
-    docs = [*_documents(text), *(extra if isinstance(extra, list) else [])]
-    for doc in docs:
-        for obj in _objects(doc):
-            found.extend(_object_misplacements(obj))
-    found.extend(_describe_misplacements(text))
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys([*found, *manifest_misplacements(text, ctx)]))
+
+
+def unmeshed_pods(text: str, ctx: Context) -> list[str]:
+    """Pod objects without a linkerd-proxy container that were meant to carry one.
+
+    Meant: the Pod belongs (by name) to a workload that carries the inject
+    setting anywhere on it, or to a name in ``Context.extra["expect_meshed"]``.
+    """
+    objects = _all_objects(text, ctx)
+    meant = {
+        (
+            str(_meta(o, "metadata").get("namespace", "")),
+            str(_meta(o, "metadata")["name"]),
+        )
+        for o in objects
+        if o.get("kind") in _WORKLOADS
+        and "name" in _meta(o, "metadata")
+        and _wants_proxy(o)
+    }
+    expected = ctx.extra.get("expect_meshed")
+    names = [str(n) for n in expected] if isinstance(expected, list) else []
+    out = []
+    for pod in (o for o in objects if o.get("kind") == "Pod"):
+        meta = _meta(pod, "metadata")
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        owners = {n for s, n in meant if s in ("", ns)} | set(names)
+        opted_out = _meta(pod, "metadata", "annotations").get(INJECT_KEY) == "disabled"
+        mine = any(name.startswith(f"{o}-") for o in owners)
+        if mine and not opted_out and not _has_proxy(pod):
+            out.append(f"{ns}/{name}" if ns else name)
+    return out
+
+
+def _wants_proxy(obj: Mapping[str, Any]) -> bool:
+    """Whether a workload asks for the proxy anywhere, misplaced or not."""
+    places = (
+        ("metadata", "annotations"),
+        ("metadata", "labels"),
+        ("spec", "template", "metadata", "annotations"),
+    )
+    return any(_meta(obj, *p).get(INJECT_KEY) == "enabled" for p in places)
+
+
+def _has_proxy(pod: Mapping[str, Any]) -> bool:
+    spec = _meta(pod, "spec")
+    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+    return any(
+        isinstance(c, Mapping) and c.get("name") == "linkerd-proxy" for c in containers
+    )
 
 
 # --- detecting and judging -----------------------------------------------------
 
 
 def detect(evidence: Evidence) -> float:
-    decisions = read(evidence.text[:200_000])
+    text = evidence.text[:200_000]
+    decisions = read(text)
     if any(d.action in ("skipped", "injected") for d in decisions):
         return 0.9
-    return 0.6 if decisions else 0.0
+    if decisions or manifest_misplacements(text, Context()):
+        return 0.6
+    return 0.0
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
     try:
         decisions = read(evidence.text)
-        misplaced = misplacements(evidence.text, ctx) if decisions else []
+        manifest = [] if decisions else manifest_misplacements(evidence.text, ctx)
+        misplaced = misplacements(evidence.text, ctx) if decisions or manifest else []
+        pods = unmeshed_pods(evidence.text, ctx) if misplaced or decisions else []
     except Exception:  # a judge must never raise; say what happened instead
         log.exception("[%s] could not read the injector log", evidence.name)
         return unrecognised(evidence, expected=NAME)
-    if not decisions:
+    if not decisions and not misplaced:
         return unrecognised(evidence, expected=NAME)
     f = Finding(layer="mesh", kind=NAME)
     _judge_skips([d for d in decisions if d.action == "skipped"], ctx, f)
+    _judge_pods(pods, f)
     _judge_misplaced(misplaced, evidence.text, f)
     injected = [d.resource for d in decisions if d.action == "injected"]
     if injected:
         f.details["injected"] = injected
+    elif not decisions and "not_meshed" not in f.reasons:
+        f.hint(
+            "whether the pods went without the proxy is not shown (no injector "
+            "log, event or Pod here): see `kubectl get pods` for a linkerd-proxy "
+            "container"
+        )
     elif not f.reasons:
         f.add("no_data", "the log shows no injection decision (only requests)")
     return f
+
+
+def _judge_pods(pods: list[str], f: Finding) -> None:
+    if not pods:
+        return
+    f.details["unmeshed_pods"] = pods
+    f.add("not_meshed", _ANNOTATE_HINT)
 
 
 def _expected(resource: str, ctx: Context) -> bool:
