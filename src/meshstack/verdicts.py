@@ -160,6 +160,8 @@ REASONS: dict[str, Reason] = {
         _r("no_data", "no series or no traffic in the window", _INC),
         _r("window_too_short", "the rate window is under four scrape intervals", _HE),
         _r("metrics_mismatch", "client-side and mesh-side counts disagree", _W),
+        _r("query_rejected", "Prometheus refused the harness's query", _HE),
+        _r("objective_invalid", "the objective to judge by is unusable (NaN)", _HE),
         # any layer
         _r("credentials_missing", "credentials the profile names are absent", _HE),
         _r("api_unreachable", "an endpoint the profile configures does not answer"),
@@ -167,6 +169,7 @@ REASONS: dict[str, Reason] = {
         # report and unknown
         _r("report_collapsed", "results were merged by the tooling", _HE),
         _r("dependency_order_not_honoured", "results skipped by the tooling", _HE),
+        _r("report_incomplete", "a result file the report cannot read is lost", _HE),
         _r("unrecognised_input", "the input is not of any known kind", _HE),
     )
 }
