@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -166,18 +167,25 @@ def test_post_bodies_and_headers_reach_the_app_unchanged() -> None:
 
 
 def test_an_app_that_does_not_answer_is_a_502_failure() -> None:
-    app, inbound, admin = free_port(), free_port(), free_port()
-    env = {"MESHSTACK_INBOUND": f"{inbound}:{app}", "MESHSTACK_ADMIN_PORT": str(admin)}
-    with serving("meshstack.twin.proxy", env, admin):
-        status = get(inbound, "/")
-        text = scrape(admin)
-        ready = urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=5)
+    # Bound but not listening: connections are refused, and no other process can
+    # take the port meanwhile.
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        app = dead.getsockname()[1]
+        inbound, admin = free_port(), free_port()
+        env = {
+            "MESHSTACK_INBOUND": f"{inbound}:{app}",
+            "MESHSTACK_ADMIN_PORT": str(admin),
+        }
+        with serving("meshstack.twin.proxy", env, admin):
+            status = get(inbound, "/")
+            text = scrape(admin)
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=5)
 
     assert status == 502
     assert ready.status == 200
-    assert (
-        sample(text, "response_total", status_code="502", classification="failure") == 1
-    )
+    failed = sample(text, "response_total", status_code="502", classification="failure")
+    assert failed == 1
 
 
 def test_the_proxy_carries_the_lab_rate_with_headroom() -> None:
