@@ -304,3 +304,27 @@ def test_an_objective_that_cannot_bound_a_success_rate_is_reported(objective):
     assert finding.verdict is Verdict.INCONCLUSIVE
     assert finding.reasons[0] == "context_missing"
     assert any("cannot bound a success rate" in h for h in finding.hints)
+
+
+# --- a line prefix on every line (CI timestamps, kubectl --prefix, quoting) ------
+
+LINE_PREFIXES = {
+    "github actions": "2026-12-04T10:00:00.0000000Z ",
+    "kubectl --prefix": "[pod/web-abc/linkerd-proxy] ",
+    "quoted": "> ",
+    "syslog": "Dec  4 10:00:00 ci-runner-1 ci-job[4242]: ",
+}
+
+
+@pytest.mark.parametrize("prefix", LINE_PREFIXES.values(), ids=LINE_PREFIXES.keys())
+@pytest.mark.parametrize("name", [e[0] for e in EXPECTED])
+def test_a_prefix_on_every_line_judges_like_the_bare_capture(name, prefix):
+    text = (DATA / name).read_text(encoding="utf-8")
+    prefixed = "".join(prefix + line for line in text.splitlines(keepends=True))
+    bare = ls.judge(Evidence(text), Context())
+
+    finding = ls.judge(Evidence(prefixed), Context())
+
+    assert ls.detect(Evidence(prefixed)) >= 0.5
+    assert (finding.verdict, finding.reasons) == (bare.verdict, bare.reasons)
+    assert bare.verdict is not Verdict.HARNESS_ERROR

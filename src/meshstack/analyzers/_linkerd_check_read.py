@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshstack.analyzers import Evidence
+
 # A check's text is matched up to this length, so that no pattern turns slow on a
 # pathological artifact; real check messages are far shorter.
 MAX_TEXT = 8000
@@ -49,7 +51,7 @@ _PREFIXES = tuple(
     for p in (
         rf"^(?:{_ISO_TIME}|{_SYSLOG_TIME}) \S+ [\w./@-]+(?:\[\d+\])?: ?",  # journald
         rf"^{_ISO_TIME}(?: |$)",  # GitHub Actions, kubectl logs --timestamps
-        r"^\[[^\]\n]{1,200}\](?: |$)",  # kubectl logs --prefix
+        r"^\[[^\]\n/]{0,100}/[^\]\n]{1,200}\](?: |$)",  # kubectl --prefix [pod/x/c]
         r"^>(?: |$)",  # quoted in a mail, an issue or a chat
     )
 )
@@ -252,6 +254,14 @@ def strip_prefix(text: str) -> str:
         if all(prefix.match(ln) for ln in body):
             return "\n".join(prefix.sub("", ln, count=1) for ln in lines)
     return text
+
+
+def unprefixed(evidence: Evidence) -> Evidence:
+    """The evidence with :func:`strip_prefix` applied (for every Linkerd kind)."""
+    text = strip_prefix(evidence.text)
+    if text is evidence.text:
+        return evidence
+    return Evidence(text=text, name=evidence.name, path=evidence.path)
 
 
 def read(text: str) -> Report:

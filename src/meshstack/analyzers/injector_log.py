@@ -20,6 +20,10 @@ InjectionSkipped event, or a Pod object of that workload without a
 ``linkerd-proxy`` container, which is read here when the artifact holds one).
 A ``kubectl label`` command alone is not enough to detect the kind.
 
+A line head every line carries (a CI timestamp, `kubectl logs --prefix`, `> `
+quoting, a syslog head) is removed before reading, as for `linkerd check`
+(:func:`meshstack.analyzers._linkerd_check_read.strip_prefix`).
+
 Context. ``Context.extra["objects"]`` may carry Kubernetes objects (dicts) a live
 suite read, judged like documents found in the artifact. ``Context.extra
 ["expect_meshed"]`` may list the workload names that must carry the proxy: a
@@ -39,6 +43,7 @@ from typing import Any
 import yaml
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._linkerd_check_read import unprefixed
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
@@ -318,6 +323,7 @@ def _has_proxy(pod: Mapping[str, Any]) -> bool:
 
 
 def detect(evidence: Evidence) -> float:
+    evidence = unprefixed(evidence)
     text = evidence.text[:200_000]
     decisions = read(text)
     if any(d.action in ("skipped", "injected") for d in decisions):
@@ -328,6 +334,7 @@ def detect(evidence: Evidence) -> float:
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
+    evidence = unprefixed(evidence)
     try:
         decisions = read(evidence.text)
         manifest = [] if decisions else manifest_misplacements(evidence.text, ctx)

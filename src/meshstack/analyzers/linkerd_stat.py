@@ -5,6 +5,10 @@ columns, `-A` adds NAMESPACE, `stat srv` adds UNAUTHORIZED and drops MESHED, and
 several resource types print several tables one after another. Values are read
 by their unit suffix (`86.67%`, `2.0rps`, `1ms`, `1.2s`); `-` means no data.
 
+A line head every line carries (a CI timestamp, `kubectl logs --prefix`, `> `
+quoting, a syslog head) is removed before reading, as for `linkerd check`
+(:func:`meshstack.analyzers._linkerd_check_read.strip_prefix`).
+
 Objectives. ``Context.extra["objectives"]`` may hold bounds to judge against:
 ``success_rate`` (a fraction, 0.99; a number above 1 is read as a percentage)
 and ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` (upper bounds in
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._linkerd_check_read import unprefixed
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
@@ -182,6 +187,7 @@ def read(text: str) -> tuple[list[Row], list[str]]:
 
 
 def detect(evidence: Evidence) -> float:
+    evidence = unprefixed(evidence)
     text = evidence.text[:200_000]
     if text.strip().startswith("[") and _read_json(text.strip()):
         return 0.9
@@ -197,6 +203,7 @@ def detect(evidence: Evidence) -> float:
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
+    evidence = unprefixed(evidence)
     try:
         rows, unread = read(evidence.text)
     except Exception:  # a judge must never raise; say what happened instead

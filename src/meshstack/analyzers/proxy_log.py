@@ -12,6 +12,10 @@ unreachable, or the certificate it gets is expired or not yet valid) is
 ``identity_unreachable``, unless a later line shows the identity was certified
 after all, which makes the earlier errors a hint. Any other ERROR line is
 ``check_failed``; warnings are hints; a log of INFO lines is a PASS.
+
+A line head every line carries (a CI timestamp, `kubectl logs --prefix`, `> `
+quoting, a syslog head) is removed before reading, as for `linkerd check`
+(:func:`meshstack.analyzers._linkerd_check_read.strip_prefix`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._linkerd_check_read import unprefixed
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,7 @@ def read(text: str) -> list[Line]:
 
 
 def detect(evidence: Evidence) -> float:
+    evidence = unprefixed(evidence)
     lines = read(evidence.text[:200_000])
     if not lines:
         return 0.0
@@ -100,6 +106,7 @@ def detect(evidence: Evidence) -> float:
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
+    evidence = unprefixed(evidence)
     try:
         lines = read(evidence.text)
     except Exception:  # a judge must never raise; say what happened instead
