@@ -14,6 +14,8 @@ indented as ``jq`` prints it; ``success_ratio_cut`` is cut inside the value.
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 
 import pytest
@@ -31,13 +33,32 @@ def judge(name: str, **extra: object) -> Finding:
     return prom.judge(evidence, Context(extra=dict(extra)))
 
 
-def test_a_series_with_values_and_no_objective_passes_with_its_values() -> None:
+def test_a_series_with_values_and_no_objective_is_context_missing_never_a_pass() -> (
+    None
+):
     f = judge("up_vector")
 
-    assert f.verdict is Verdict.PASS
+    assert f.verdict is Verdict.INCONCLUSIVE
+    assert f.reasons == ["context_missing"]
     assert f.details["result_type"] == "vector"
     assert f.details["values"][0]["values"] == ["1"]
     assert 'job="prometheus"' in f.details["values"][0]["metric"]
+    assert any("--extra objective=" in h for h in f.hints)
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "1"])
+def test_any_value_without_an_objective_is_not_judged_even_zero(value: str) -> None:
+    # The fresh user's input: a vector of one sample, value 0, and no objective.
+    text = (
+        '{"status":"success","data":{"resultType":"vector","result":'
+        f'[{{"metric":{{}},"value":[1700000000,"{value}"]}}]}}}}'
+    )
+
+    f = prom.judge(Evidence(text=text), Context())
+
+    assert f.verdict is Verdict.INCONCLUSIVE
+    assert f.reasons == ["context_missing"]
+    assert f.details["min"] == float(value)
 
 
 @pytest.mark.parametrize("name", ["empty_vector", "nan_ratio"])
@@ -48,11 +69,11 @@ def test_no_series_or_a_nan_sample_is_inconclusive_never_a_pass(name: str) -> No
     assert f.reasons == ["no_data"]
 
 
-def test_a_rejected_query_is_no_data_and_blames_the_query() -> None:
-    f = judge("bad_data")
+def test_a_rejected_query_is_the_harness_s_fault_not_missing_data() -> None:
+    f = judge("bad_data", **SLO)
 
-    assert f.verdict is Verdict.INCONCLUSIVE
-    assert f.reasons == ["no_data"]
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["query_rejected"]
     assert f.details["error_type"] == "bad_data"
     assert any("harness's query" in h for h in f.hints)
     assert "unclosed left parenthesis" in f.evidence[0]
@@ -134,11 +155,33 @@ def test_a_scalar_is_judged_and_a_string_is_no_data() -> None:
     assert judge("string", **SLO).reasons == ["no_data"]
 
 
-def test_an_objective_that_cannot_be_read_is_context_missing() -> None:
-    f = judge("up_vector", objective={"op": "about", "bound": "high"})
+def test_an_error_answer_other_than_bad_data_is_no_data() -> None:
+    text = '{"status":"error","errorType":"timeout","error":"query timed out"}'
+
+    f = prom.judge(Evidence(text=text), Context(extra=dict(SLO)))
 
     assert f.verdict is Verdict.INCONCLUSIVE
-    assert f.reasons == ["context_missing"]
+    assert f.reasons == ["no_data"]
+    assert f.details["error_type"] == "timeout"
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        {"op": "about", "bound": "high"},
+        {"op": ">=", "bound": "0.99"},
+        "0.99",
+        {"op": "<=", "bound": math.nan},
+        {"op": "!=", "bound": math.nan},
+        {"op": ">=", "bound": -math.inf},
+    ],
+)
+def test_an_objective_that_cannot_be_used_is_a_harness_error(objective: object) -> None:
+    f = judge("up_vector", objective=objective)
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["objective_invalid"]
+    assert "objective" not in f.details  # nothing was compared with the bound
 
 
 @pytest.mark.parametrize(
@@ -159,3 +202,12 @@ def test_prometheus_answers_are_detected_and_other_json_is_not() -> None:
     assert prom.detect(Evidence.from_path(DATA / "success_ratio_cut.json")) > 0
     assert prom.detect(Evidence(text='{"status": "success", "items": []}')) == 0.0
     assert prom.detect(Evidence(text='{"apiVersion": "v1", "kind": "List"}')) == 0.0
+
+
+@pytest.mark.parametrize("text", ["1" * 1_000_000, "1s" * 500_000, "1." * 500_000])
+def test_a_megabyte_long_window_is_refused_at_once(text: str) -> None:
+    start = time.perf_counter()
+
+    assert prom.seconds(text) is None
+
+    assert time.perf_counter() - start < 2

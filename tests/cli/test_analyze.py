@@ -112,7 +112,8 @@ def test_a_directory_is_judged_file_by_file_in_sorted_order(tmp_path: Path) -> N
 
     rows = json_lines(result)
     assert [r["file"] for r in rows] == ["./a/z.log", "./b.log", "./c.json"]
-    assert [r["verdict"] for r in rows] == ["INVALID-RUN", "PASS", "PASS"]
+    # c.json holds values but no objective was given: nothing judged, never a pass.
+    assert [r["verdict"] for r in rows] == ["INVALID-RUN", "PASS", "INCONCLUSIVE"]
     assert result.returncode == 1
 
 

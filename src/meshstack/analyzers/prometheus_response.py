@@ -8,16 +8,19 @@ Judged:
 
 * no series, no samples, or NaN samples (a ratio of zero over zero: no traffic) give
   INCONCLUSIVE ``no_data``; an empty answer is never a pass;
-* an error answer gives INCONCLUSIVE ``no_data`` too, with ``details.error_type``.
-  For ``bad_data`` (Prometheus could not parse or run the query) the fault is the
-  harness's own query, which the vocabulary has no HARNESS-ERROR code for; no_data
-  is the honest "nothing to judge", and the hint says the query must be fixed.
-  # TODO: a HARNESS-ERROR code for a query Prometheus rejects (say
-  # ``query_rejected``) would report bad_data as the harness's fault; until the
-  # vocabulary has one, such a run is INCONCLUSIVE, which still never passes.
+* an error answer of type ``bad_data`` (Prometheus could not parse or run the query)
+  is HARNESS-ERROR ``query_rejected``: the harness's own query is at fault, not the
+  stack. Other error types (timeout, canceled, execution, unavailable ...) are
+  INCONCLUSIVE ``no_data``: Prometheus could not answer this time. Both carry
+  ``details.error_type``;
 * ``Context.extra["objective"] = {"op": ">=", "bound": 0.99}``: every sample of every
-  series must satisfy it, else FAIL ``objective_missed``; without an objective,
-  present values are a PASS with the values in ``details``;
+  series must satisfy it, else FAIL ``objective_missed``. Without an objective,
+  present values are INCONCLUSIVE ``context_missing`` (nothing was judged, so never
+  a pass, even for a value of 0), with the values in ``details`` and a hint naming
+  ``--extra objective=...``. An objective that cannot be used (not a mapping, an
+  unknown op, a bound that is not a finite number: NaN compares false with
+  everything, so ``value <= NaN`` would fail every sample and ``value != NaN`` pass
+  every one) is HARNESS-ERROR ``objective_invalid``: the harness's input is at fault;
 * ``Context.extra["window"]`` and ``["scrape_interval"]`` (seconds, or durations like
   ``"1m"``): a window under four scrape intervals is HARNESS-ERROR
   ``window_too_short``, because ``rate()`` over it is missing or noise.
@@ -47,7 +50,15 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# One part of a duration ("1m" of "1m30s"). Every part ends in a unit, so a run of
+# digits cannot be split two ways: matching is linear even on a megabyte of digits.
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_MAX_DURATION_CHARS = 64  # "1y2w3d4h5m6s7ms" is 15; anything longer is not one
+_DURATIONS = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+")
+_OBJECTIVE_HINT = (
+    'give the objective to judge against: --extra objective=\'{"op": ">=", '
+    '"bound": 0.99}\' (op one of >=, >, <=, <, ==, !=)'
+)
 _UNIT_SECONDS = {
     "ms": 0.001,
     "s": 1,
@@ -147,9 +158,9 @@ def seconds(value: object) -> float | None:
         return seconds(float(text))
     except ValueError:
         pass
-    parts = list(_DURATION.finditer(text))
-    if not parts or "".join(p.group(0) for p in parts) != text:
+    if len(text) > _MAX_DURATION_CHARS or _DURATIONS.fullmatch(text) is None:
         return None
+    parts = _DURATION.finditer(text)
     total = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
     return total if total > 0 else None
 
@@ -176,13 +187,16 @@ def _judge_error(f: Finding, doc: dict[str, Any]) -> None:
     f.details.update(error_type=error_type, error=error[:500])
     f.evidence.append(f"{error_type}: {error}"[:500])
     if error_type == "bad_data":
-        hint = (
-            f"Prometheus rejected the query ({error[:200]}): the harness's query "
-            "is at fault; fix it in the profile or the SLO definition"
+        f.add(
+            "query_rejected",
+            f"Prometheus rejected the query ({error[:200]}): the harness's query is "
+            "at fault, not the stack; fix it in the profile or the SLO definition",
         )
-    else:
-        hint = f"Prometheus could not answer ({error_type}): retry, or check its load"
-    f.add("no_data", hint)
+        return
+    f.add(
+        "no_data",
+        f"Prometheus could not answer ({error_type}): retry, or check its load",
+    )
 
 
 def _objective(extra: dict[str, object]) -> tuple[str, float] | None | str:
@@ -195,6 +209,8 @@ def _objective(extra: dict[str, object]) -> tuple[str, float] | None | str:
     op, bound = obj.get("op"), obj.get("bound")
     if op not in _OPS or isinstance(bound, bool) or not isinstance(bound, int | float):
         return f"objective {obj!r} needs op in {sorted(_OPS)} and a numeric bound"
+    if not math.isfinite(bound):
+        return f"objective {obj!r} has a bound that is not a finite number"
     return str(op), float(bound)
 
 
@@ -207,9 +223,17 @@ def _judge_values(f: Finding, series: list[Series], extra: dict[str, object]) ->
         return
     objective = _objective(extra)
     if isinstance(objective, str):
-        f.add("context_missing", objective)
+        f.add(
+            "objective_invalid",
+            f"{objective}: nothing can be judged against it; fix the SLO "
+            "definition in the profile (or --extra objective=...)",
+        )
     elif objective is None:
-        f.hint("no objective given: values recorded, nothing judged against a bound")
+        f.add(
+            "context_missing",
+            "no objective given: the values are recorded in details, nothing was "
+            f"judged; {_OBJECTIVE_HINT}",
+        )
     else:
         _judge_objective(f, numeric, *objective)
 
