@@ -652,3 +652,18 @@ def test_an_issuer_past_its_date_is_labelled_expired(now, state):
 
     assert finding.reasons == ["identity_issuer_expiring"]
     assert finding.details["certificates"][0]["state"] == state
+
+
+def test_a_control_plane_freshness_check_naming_a_dev_build_is_a_hint():
+    text = (
+        "control-plane-version\n---------------------\n"
+        "‼ control plane is up-to-date\n"
+        "    is running version dev-0123abcd-user but the latest stable version is "
+        "stable-2.14.10\n"
+        "\nStatus check results are √\n"
+    )
+
+    finding = lc.judge(Evidence(text), Context())
+
+    assert (finding.verdict, finding.reasons) == (Verdict.PASS, [])
+    assert any(h.startswith("control plane is up-to-date:") for h in finding.hints)

@@ -328,3 +328,10 @@ def test_a_prefix_on_every_line_judges_like_the_bare_capture(name, prefix):
     assert ls.detect(Evidence(prefixed)) >= 0.5
     assert (finding.verdict, finding.reasons) == (bare.verdict, bare.reasons)
     assert bare.verdict is not Verdict.HARNESS_ERROR
+
+
+def test_an_objectives_key_that_is_not_known_is_named_in_a_hint_not_dropped():
+    finding = judge("c21_stat_deploy.txt", objectives={"success": 0.99})
+
+    assert finding.reasons == ["partial_success"]
+    assert any("success=0.99 ignored" in h for h in finding.hints)

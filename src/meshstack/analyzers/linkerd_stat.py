@@ -51,6 +51,7 @@ _NUMBER = re.compile(r"^(-?\d+(?:\.\d+)?)(%|rps|ms|µs|us|s)?$")
 _MESHED = re.compile(r"^(\d+)/(\d+)$")
 _PERCENTILES = ("p50", "p95", "p99")
 _MAX_EVIDENCE = 24
+_OBJECTIVE_KEYS = ("success_rate", *(f"latency_{p}_ms" for p in _PERCENTILES))
 
 
 @dataclass
@@ -242,8 +243,14 @@ def _objectives(ctx: Context, f: Finding) -> dict[str, float]:
         f.hint(f"Context.extra['objectives'] should be a mapping, got {raw!r}: ignored")
         raw = {}
     for key, value in raw.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and key in _OBJECTIVE_KEYS:
             out[str(key)] = float(value)
+        else:
+            f.hint(
+                f"objectives: {key}={value!r} ignored (expected a number for one of "
+                f"{', '.join(_OBJECTIVE_KEYS)})"
+            )
     if "objective" in ctx.extra:
         _single_objective(ctx.extra["objective"], f, out)
     if out.get("success_rate", 0.0) > 1.0:
