@@ -362,3 +362,19 @@ def test_a_prefix_on_every_line_judges_like_the_bare_capture(name, prefix):
     assert il.detect(Evidence(prefixed)) >= 0.5
     assert (finding.verdict, finding.reasons) == (bare.verdict, bare.reasons)
     assert bare.verdict is not Verdict.HARNESS_ERROR
+
+
+def test_a_pod_belongs_to_the_longest_workload_name_that_prefixes_it():
+    text = (DATA / "c29_deployment_and_unmeshed_pod.yaml").read_text()
+    other = (
+        "---\napiVersion: apps/v1\nkind: Deployment\n"
+        "metadata: {name: web-admin, namespace: app}\n"
+        "spec:\n  template:\n    spec:\n      containers: [{name: admin}]\n"
+        "---\napiVersion: v1\nkind: Pod\n"
+        "metadata: {name: web-admin-xyz, namespace: app}\n"
+        "spec:\n  containers: [{name: admin}]\n"
+    )
+
+    finding = il.judge(Evidence(text + other), Context())
+
+    assert finding.details["unmeshed_pods"] == ["app/web-abc"]

@@ -241,6 +241,10 @@ def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
     return None
 
 
+# TODO: a capture whose lines carry different heads (stdout and stderr
+# interleaved by a CI system, one unprefixed banner among prefixed lines) is not
+# stripped at all; it then reads as nothing and is unrecognised or INCONCLUSIVE,
+# never a false PASS, but the user must strip it by hand.
 def strip_prefix(text: str) -> str:
     """The text without a line head that every non-blank line carries.
 

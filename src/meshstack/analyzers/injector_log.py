@@ -270,6 +270,11 @@ def misplacements(text: str, ctx: Context) -> list[str]:
     return list(dict.fromkeys([*found, *manifest_misplacements(text, ctx)]))
 
 
+# TODO: a Pod is tied to its workload by name (the longest workload name that
+# prefixes it: `web-admin-x` belongs to web-admin, not web), not by
+# ownerReferences through its ReplicaSet; a Pod whose workload is not in the
+# artifact may be claimed by a shorter namesake, which costs a wrong not_meshed
+# only when that namesake asks for the proxy and the Pod's own workload does not.
 def unmeshed_pods(text: str, ctx: Context) -> list[str]:
     """Pod objects without a linkerd-proxy container that were meant to carry one.
 
@@ -277,26 +282,24 @@ def unmeshed_pods(text: str, ctx: Context) -> list[str]:
     setting anywhere on it, or to a name in ``Context.extra["expect_meshed"]``.
     """
     objects = _all_objects(text, ctx)
-    meant = {
-        (
-            str(_meta(o, "metadata").get("namespace", "")),
-            str(_meta(o, "metadata")["name"]),
-        )
-        for o in objects
-        if o.get("kind") in _WORKLOADS
-        and "name" in _meta(o, "metadata")
-        and _wants_proxy(o)
-    }
     expected = ctx.extra.get("expect_meshed")
-    names = [str(n) for n in expected] if isinstance(expected, list) else []
+    names = expected if isinstance(expected, list) else []
+    workloads: dict[tuple[str, str], bool] = {("", str(n)): True for n in names}
+    for o in objects:
+        meta = _meta(o, "metadata")
+        if o.get("kind") in _WORKLOADS and "name" in meta:
+            key = (str(meta.get("namespace", "")), str(meta["name"]))
+            workloads[key] = workloads.get(key, False) or _wants_proxy(o)
     out = []
     for pod in (o for o in objects if o.get("kind") == "Pod"):
         meta = _meta(pod, "metadata")
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        owners = {n for s, n in meant if s in ("", ns)} | set(names)
-        opted_out = _meta(pod, "metadata", "annotations").get(INJECT_KEY) == "disabled"
-        mine = any(name.startswith(f"{o}-") for o in owners)
-        if mine and not opted_out and not _has_proxy(pod):
+        owners = [
+            k for k in workloads if k[0] in ("", ns) and name.startswith(f"{k[1]}-")
+        ]
+        owner = max(owners, key=lambda k: len(k[1]), default=None)
+        opted_out = _meta(meta, "annotations").get(INJECT_KEY) == "disabled"
+        if owner and workloads[owner] and not opted_out and not _has_proxy(pod):
             out.append(f"{ns}/{name}" if ns else name)
     return out
 
