@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 import yaml
 
@@ -170,6 +171,11 @@ def test_a_refused_password_is_harness_error_credentials_missing(
     assert "401" in "\n".join(finding.evidence) or "authentication" in str(err.value)
 
 
+def _other_host_key() -> str:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    return str(key.export_public_key().decode().strip())
+
+
 def _namespaces() -> str:
     res = subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True, timeout=10
@@ -200,13 +206,24 @@ def test_provision_probe_and_teardown_leave_nothing_the_run_tagged(
     began = time.monotonic()
     cloud.provision()
     record_property("provision_seconds", round(time.monotonic() - began, 1))
+    outputs = cloud.state.outputs
+    made = list(outputs["servers"])
     try:
-        outputs = cloud.state.outputs
         assert [s["name"] for s in outputs["servers"]] == ["pt-0", "pt-1"]
         assert all(s["address"].startswith("198.18.10.") for s in outputs["servers"])
         finding = cloud.probe()
         assert finding.verdict is Verdict.PASS, finding.summary()
         assert "ssh pt-1: hostname -> pt-1" in finding.evidence
+        # The host key pinned at provisioning is the node's own, and a changed one
+        # is caught.
+        first = outputs["servers"][0]
+        node_key = real.env.root / "nodes" / "pt-0" / "ssh_host_ed25519_key.pub"
+        assert first["host_key"].split()[:2] == node_key.read_text().split()[:2]
+        pinned, first["host_key"] = first["host_key"], _other_host_key()
+        changed = cloud.judge("ssh")
+        first["host_key"] = pinned
+        assert changed.reasons == ["server_unreachable"], changed.summary()
+        assert "another SSH host key" in changed.hints[0]
         assert sorted(_tagged_left(cloud.conn, run_id)) == [
             "image pt-image",
             "network pt-net",
@@ -221,10 +238,7 @@ def test_provision_probe_and_teardown_leave_nothing_the_run_tagged(
     assert _tagged_left(cloud.conn, run_id) == []
     assert cloud.conn.compute.find_keypair(f"pt-key-{run_id}") is None
     assert cloud.conn.compute.find_flavor(f"pt-flavor-{run_id}") is None
-    assert not any(
-        f"ms-{s['id'].replace('-', '')[:8]}" in _namespaces()
-        for s in outputs["servers"]
-    )
+    assert not any(f"ms-{s['id'].replace('-', '')[:8]}" in _namespaces() for s in made)
     cloud.close()
 
 

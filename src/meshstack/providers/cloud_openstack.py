@@ -16,6 +16,7 @@ An API that does not answer is FAIL ``api_unreachable``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -416,6 +417,9 @@ class OpenStackCloud(Provider):
             f = Finding(layer="cloud")
             f.add("server_unreachable", str(exc), server=server["name"])
             raise ProviderError(f, f"cloud: {exc}") from exc
+        # Trust on first use: the key seen now is the one later checks expect.
+        server["host_key"] = host_key(server["address"])
+        self.ctx.save()
 
     # -- probing and removing: see cloud_openstack_checks ---------------------------
     def probe(self) -> Finding:
@@ -448,6 +452,21 @@ def _address(server: Any, network: str) -> str | None:
         if entry.get("version") == 4:
             return str(entry["addr"])
     return None
+
+
+def host_key(address: str, timeout: float = 10) -> str | None:
+    """The SSH host key a server presents (OpenSSH format), None if it does not."""
+
+    async def fetch() -> Any:
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(address, 22, config=[]), timeout
+        )
+
+    try:
+        key = asyncio.run(fetch())
+    except (TimeoutError, OSError, asyncssh.Error):
+        return None
+    return key.export_public_key().decode().strip() if key is not None else None
 
 
 def _target(server: dict[str, Any]) -> ssh.Target:

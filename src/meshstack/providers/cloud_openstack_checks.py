@@ -115,6 +115,18 @@ def _probe_server(
 
 
 def _probe_ssh(server: dict[str, Any], finding: Finding) -> None:
+    from meshstack.providers.cloud_openstack import host_key
+
+    pinned, seen = server.get("host_key"), host_key(server["address"])
+    if pinned and seen and seen != pinned:
+        finding.add(
+            "server_unreachable",
+            f"{server['name']} at {server['address']} presents another SSH host key "
+            "than at provisioning: another machine may hold its address; "
+            "re-provision the cloud layer",
+            server=server["name"],
+        )
+        return
     target = ssh.Target(
         host=server["address"],
         user=server["ssh_user"],

@@ -49,16 +49,44 @@ def start(env: LocalEnv) -> dict[str, Any]:
 
 
 def _start(env: LocalEnv, layout: Layout, begun: float) -> dict[str, Any]:
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(clock.monotonic() - begun, 1)
+        log.info("[openstack] %s after %.1fs", name, phases[name])
+
     s = Secrets.generate()
     s.save(layout.secrets_file)
     services.write_files(layout, s)
     servers.create_bridge(env)
     _start_backends(env, layout)
+    phase("database up")
     bootstrap.create_databases(env, layout, s)
     schemas = bootstrap.sync_schemas(env, layout, s)
+    phase("schemas ready")
     _spawn_and_wait(env, services.keystone(layout))
     _write_clouds_yaml(layout, s)
     _wait_port("rabbitmq", PORTS["rabbitmq"], "rabbitmq")
+    phase("keystone answering")
+    _start_services(env, layout, s)
+    phase("all APIs answering")
+    bootstrap.discover_compute(env, layout, COMPUTE_TIMEOUT)
+    phase("compute ready")
+    return {
+        "clouds_yaml": str(layout.clouds_yaml),
+        "cloud": config.CLOUD_NAME,
+        "auth_url": f"{config.KEYSTONE_URL}/v3",
+        "bridge": servers.BRIDGE,
+        "image_file": str(image.write(env.root)),
+        "schemas": schemas,
+        "apis_seconds": phases["all APIs answering"],
+        "ready_seconds": phases["compute ready"],
+        "phases": phases,
+        "rss_mib": rss_mib(env),
+    }
+
+
+def _start_services(env: LocalEnv, layout: Layout, s: Secrets) -> None:
     # The APIs boot while the service users are made: they ask keystone only once
     # a request arrives. nova's conductor, scheduler and compute log in at start
     # (and die or stall without their user): they wait for the users.
@@ -72,23 +100,6 @@ def _start(env: LocalEnv, layout: Layout, begun: float) -> dict[str, Any]:
         _spawn(env, daemon)
     for daemon in daemons:
         _wait_ready(env, daemon)
-    apis_at = clock.monotonic() - begun
-    bootstrap.discover_compute(env, layout, COMPUTE_TIMEOUT)
-    ready_at = clock.monotonic() - begun
-    log.info(
-        "[openstack] APIs after %.1fs, compute ready after %.1fs", apis_at, ready_at
-    )
-    return {
-        "clouds_yaml": str(layout.clouds_yaml),
-        "cloud": config.CLOUD_NAME,
-        "auth_url": f"{config.KEYSTONE_URL}/v3",
-        "bridge": servers.BRIDGE,
-        "image_file": str(image.write(env.root)),
-        "schemas": schemas,
-        "apis_seconds": round(apis_at, 1),
-        "ready_seconds": round(ready_at, 1),
-        "rss_mib": rss_mib(env),
-    }
 
 
 def _start_backends(env: LocalEnv, layout: Layout) -> None:
