@@ -237,3 +237,31 @@ def test_stop_leaves_no_daemon_namespace_bridge_database_or_broker_behind(
     assert not (cloud.env.root / "nodes" / "left-node").exists()
     assert not [a for a in _listeners() if re.search(r":(3306|5672|5000|8774)$", a)]
     assert openstack.status(cloud.env) == {"up": False, "detail": "not running"}
+
+
+def test_install_runs_no_apt_when_every_package_is_present(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from meshstack.local.openstack import packages
+
+    if packages.missing():
+        pytest.skip(f"packages missing here: {packages.missing()}")
+    calls: list[list[str]] = []
+    real_run = packages._run
+
+    def recording_run(argv: list[str], timeout: float, check: bool = True) -> Any:
+        calls.append(argv)
+        return real_run(argv, timeout, check)
+
+    monkeypatch.setattr(packages, "_run", recording_run)
+
+    assert packages.install() == []
+    assert [argv[0] for argv in calls] == ["dpkg-query"]
+
+
+def test_a_package_dpkg_does_not_know_counts_as_missing() -> None:
+    from meshstack.local.openstack import packages
+
+    assert packages.missing(("openssh-client", "meshstack-no-such-package")) == [
+        "meshstack-no-such-package"
+    ]
