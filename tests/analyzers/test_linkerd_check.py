@@ -667,3 +667,17 @@ def test_a_control_plane_freshness_check_naming_a_dev_build_is_a_hint():
 
     assert (finding.verdict, finding.reasons) == (Verdict.PASS, [])
     assert any(h.startswith("control plane is up-to-date:") for h in finding.hints)
+
+
+@pytest.mark.parametrize("prefix", PREFIXES.values(), ids=PREFIXES.keys())
+@pytest.mark.parametrize(
+    "name", ["c02_pre_2018_dotted.txt", "c07_json_stream.json", "c07_json_error.json"]
+)
+def test_the_dotted_and_json_forms_behind_a_line_prefix_judge_like_bare(name, prefix):
+    text = evidence(name).text
+    prefixed = "".join(prefix + line for line in text.splitlines(keepends=True))
+    bare = judge(name)
+
+    finding = lc.judge(Evidence(prefixed), Context(now=NOW))
+
+    assert (finding.verdict, finding.reasons) == (bare.verdict, bare.reasons)
