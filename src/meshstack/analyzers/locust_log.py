@@ -9,33 +9,70 @@ shutdown), read by its header so both layouts parse:
   (0.x has one ``|``; the total row is "Total" before 0.12, "Aggregated" after);
 * 2.9 onwards: ``Type  Name  # reqs  # fails |  Avg  Min  Max  Med |  req/s ...``.
 
-Lines may carry the logger's prefix (``[time] host/LEVEL/logger: ``, with --logfile).
+Every line is read without the prefixes a logger or a CI system puts in front of it
+(see :func:`plain`): Locust's own ``[time] host/LEVEL/logger: `` (with --logfile),
+the ``[…]`` a person pastes instead of the time, CI timestamps (GitHub Actions,
+Azure, GitLab, ``docker logs -t``, ``kubectl logs --timestamps``), ``kubectl logs
+--prefix``'s ``[pod/name/container]``, docker compose's ``locust-1  | ``, syslog and
+journald, ``> `` quoting and ANSI colours; in any order and combination.
 
 Judged, most severe first: Locust refusing its own options (HARNESS-ERROR
 ``bad_cli_combination``); a non-zero exit, or a crash, with no statistics at all
 (HARNESS-ERROR ``load_tool_failed``); the generator's CPU warning (INVALID-RUN
 ``generator_saturated``); fewer requests than the minimum (INVALID-RUN
-``min_sample``). Failed requests, the exit code and locust-plugins' ``CHECK`` lines
-are recorded as evidence and details. The rate is judged from the stats history file,
-not from this log.
+``min_sample``). The rate is judged from the stats history file, not from this log.
+
+Statistics are the table, or else locust-plugins' ``CHECK`` lines (a --logfile
+never holds the table: Locust prints it to the console only). A non-zero exit with
+either is evidence, not ``load_tool_failed``. From ``CHECK ...: total rps was R``
+the run's request count is estimated as R x its run time (``Context.extra
+["duration"]``, else Locust's "Run time limit set to N seconds", else ``--run-time``
+/ ``-t`` on a command line in the log); without a run time the count cannot be
+judged: INCONCLUSIVE ``context_missing``. Case C25 (0.2 rps for 15 s, about 3
+requests) is ``min_sample`` so, whatever the exit code.
+
+Failed requests, the exit code and the ``CHECK`` lines are recorded as evidence and
+details, never as the load's verdict: the load layer judges whether the planned load
+was applied and measured (verdicts.md: rate, sample, shape, generator), and failures
+are judged by the objectives above it (an SLO on the success rate). A run in which
+every request failed therefore keeps the verdict of its rate and sample, with a hint
+that names the failures: making it INVALID-RUN would report a stack that refuses
+every request as "measurement invalid" instead of letting its SLO fail.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._line_prefix import plain
 from meshstack.analyzers.locust_history import TOTAL_ROW_NAMES, judge_sample
 from meshstack.verdicts import Finding
 
 NAME = "locust-log"
 
-# "[2023-02-15 10:00:00,123] host/INFO/locust.main: " in front of logged lines.
-_PREFIX = re.compile(r"^\[\d{4}-\d\d-\d\d[^\]]*\]\s+\S*/[A-Z]+/[\w.]+:\s?")
-_LOGGER_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d[^\]]*\]\s+\S*/[A-Z]+/locust[\w.]*:")
+# A line Locust's own loggers wrote ("INFO/locust.main:"), or its own messages.
+_LOCUST_LOGGER = re.compile(
+    r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)/locust[\w.]{0,100}:"
+)
+_LOCUST_MESSAGE = re.compile(
+    r"^(?:Shutting down \(exit code|CHECK (?:SUCCESSFUL|FAILED): |Starting Locust \d"
+    r"|Run time limit set to \d|--run-time limit reached|Ramping to \d"
+    r"|All users spawned|usage: locust|locust: error:)"
+)
 _EXIT = re.compile(r"Shutting down \(exit code (-?\d{1,6})\)")
 _CHECK = re.compile(r"CHECK (SUCCESSFUL|FAILED):.*")
+_CHECK_RPS = re.compile(
+    r"CHECK (?:SUCCESSFUL|FAILED): total rps was (\d{1,12}(?:\.\d{1,6})?)"
+)
+_CHECK_FAIL_RATIO = re.compile(
+    r"CHECK (?:SUCCESSFUL|FAILED): fail ratio was (\d{1,3}(?:\.\d{1,6})?)%"
+)
+_RUN_TIME_LOGGED = re.compile(r"Run time limit set to (\d{1,9}) seconds")
+_RUN_TIME_OPTION = re.compile(r"(?:--run-time|\s-t)[= ]?(\S{1,40})")
+_TIMESPAN = re.compile(r"(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?")
 _CPU = re.compile(r"CPU usage (above \d+%|was too high)")
 # Locust (or argparse on its behalf) refusing the options it was given.
 _BAD_CLI = re.compile(
@@ -43,15 +80,39 @@ _BAD_CLI = re.compile(
     r"|can only be used together with|cannot be combined with"
     r"|is only meaningful in combination with|should be specified on the master"
     r"|Valid --run-time formats|Invalid --\w|have been renamed|feature was removed"
-    r"|Credentials supplied with --web-auth)",
-    re.MULTILINE,
+    r"|Credentials supplied with --web-auth)"
 )
 _CRASH = re.compile(
     r"^(Traceback \(most recent call last\)|.*No User class found|.*Unknown User\(s\)"
     r"|.*Gave up waiting for workers|.*Failed to connect to the Locust master"
-    r"|Could not find '.*'|Could not find any locustfile)",
-    re.MULTILINE,
+    r"|Could not find '.*'|Could not find any locustfile)"
 )
+
+
+@dataclass
+class Lines:
+    """The text's lines as printed (for evidence) and as read (for judging)."""
+
+    raw: list[str]
+    plain: list[str]
+
+    @classmethod
+    def of(cls, text: str) -> Lines:
+        raw = text.splitlines()
+        return cls(raw=raw, plain=[plain(line) for line in raw])
+
+    def first(self, pattern: re.Pattern[str]) -> str | None:
+        """The first line (as printed) whose text matches, or None."""
+        for raw, line in zip(self.raw, self.plain, strict=True):
+            if pattern.search(line):
+                return raw.strip()
+        return None
+
+    def last_match(self, pattern: re.Pattern[str]) -> tuple[re.Match[str], str] | None:
+        for raw, line in zip(reversed(self.raw), reversed(self.plain), strict=True):
+            if m := pattern.search(line):
+                return m, raw.strip()
+        return None
 
 
 @dataclass
@@ -60,10 +121,6 @@ class StatsRow:
     name: str
     requests: int
     failures: int
-
-
-def _strip(line: str) -> str:
-    return _PREFIX.sub("", line, count=1)
 
 
 def _is_table_header(line: str) -> bool:
@@ -93,23 +150,23 @@ def _parse_row(line: str, columns: list[str]) -> StatsRow | None:
     return StatsRow(line.rstrip(), name_tokens[-1], requests=reqs, failures=fails)
 
 
-def stats_tables(text: str) -> list[list[StatsRow]]:
-    """Every printed stats table, as its parsed rows, in order."""
+def stats_tables(lines: Lines) -> list[list[StatsRow]]:
+    """Every printed stats table, as its parsed rows (lines as printed), in order."""
     tables: list[list[StatsRow]] = []
     columns: list[str] | None = None
-    for raw in text.splitlines():
-        line = _strip(raw)
+    for raw, line in zip(lines.raw, lines.plain, strict=True):
         if _is_table_header(line):
             columns = _columns(line)
             tables.append([])
             continue
-        if columns is None or re.match(r"^\s*-{3,}", line):
+        if columns is None or re.match(r"\s*-{3,}", line):
             continue
         if not line.strip():
             columns = None
             continue
         row = _parse_row(line, columns)
         if row is not None:
+            row.line = raw.rstrip()
             tables[-1].append(row)
     return tables
 
@@ -128,51 +185,52 @@ def _total(tables: list[list[StatsRow]]) -> tuple[StatsRow | None, bool]:
 
 
 def detect(evidence: Evidence) -> float:
-    text = evidence.text[:65536]
-    if re.search(_LOGGER_LINE.pattern, text, re.MULTILINE):
+    raw = evidence.text[:65536].splitlines()
+    if any(_LOCUST_LOGGER.search(line) for line in raw):
         return 0.9
-    if re.search(r"^(usage: locust|locust: error:)", text, re.MULTILINE):
+    lines = [plain(line) for line in raw]
+    if any(_LOCUST_MESSAGE.match(line) for line in lines):
         return 0.9
-    if any(_is_table_header(_strip(ln)) for ln in text.splitlines()):
+    if any(_is_table_header(line) for line in lines):
         return 0.85
+    text = evidence.text[:65536]
     if "Traceback" in text and "/locust/" in text:
         return 0.7
     return 0.0
 
 
-def _exit_code(text: str) -> tuple[int | None, str | None]:
+def _exit_code(lines: Lines) -> tuple[int | None, str | None]:
     """The last "Shutting down (exit code N)" and its whole line."""
-    found = list(_EXIT.finditer(text))
-    if not found:
+    found = lines.last_match(_EXIT)
+    if found is None:
         return None, None
-    m = found[-1]
-    start = text.rfind("\n", 0, m.start()) + 1
-    end = text.find("\n", m.end())
-    return int(m.group(1)), text[start : end if end >= 0 else len(text)].strip()
+    return int(found[0].group(1)), found[1]
 
 
-def _first_line(pattern: re.Pattern[str], text: str) -> str | None:
-    m = pattern.search(text)
-    if m is None:
-        return None
-    start = text.rfind("\n", 0, m.start()) + 1
-    end = text.find("\n", m.start())
-    return text[start : end if end >= 0 else len(text)].strip()
-
-
-def _record_checks(f: Finding, text: str) -> None:
-    checks = [m.group(0).strip() for m in _CHECK.finditer(text)]
+def _record_checks(f: Finding, lines: Lines) -> list[str]:
+    checks = [m.group(0).strip() for ln in lines.plain if (m := _CHECK.search(ln))]
     if checks:
         f.details["checks"] = checks
         f.evidence.extend(checks)
+    return checks
 
 
-def _judge_without_stats(f: Finding, text: str, code: int | None) -> None:
-    crash = _first_line(_CRASH, text)
+def _logfile_hint(f: Finding, lines: Lines) -> None:
+    if any(_LOCUST_LOGGER.search(line) for line in lines.raw):
+        f.hint(
+            "these are Locust's logger lines (--logfile, or stderr alone), which "
+            "never hold the statistics table: Locust prints it on stdout; judge the "
+            "whole console output or the *_stats.csv"
+        )
+
+
+def _judge_without_stats(f: Finding, lines: Lines, code: int | None) -> None:
+    _logfile_hint(f, lines)
+    crash = lines.first(_CRASH)
     if crash is not None or (code is not None and code != 0):
         if crash:
             f.evidence.append(crash)
-            last = text.strip().splitlines()[-1].strip()
+            last = next((r.strip() for r in reversed(lines.raw) if r.strip()), "")
             if last != crash:
                 f.evidence.append(last)
         f.add(
@@ -189,6 +247,16 @@ def _judge_without_stats(f: Finding, text: str, code: int | None) -> None:
     )
 
 
+def _note_all_failed(f: Finding, requests: int, failures: int) -> None:
+    if requests > 0 and failures >= requests:
+        f.hint(
+            f"every request failed ({failures} of {requests}): the load was applied "
+            "but nothing succeeded; the load layer judges only rate and sample, so "
+            "judge the failures with a success-rate objective (slo), and check the "
+            "target URL and the stack"
+        )
+
+
 def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> None:
     f.evidence.append(total.line)
     f.details.update(requests=total.requests, failures=total.failures)
@@ -199,14 +267,86 @@ def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> No
             f"{total.failures} of {total.requests} requests failed: evidence for the "
             "objectives above, not a verdict on the load"
         )
+    _note_all_failed(f, total.requests, total.failures)
     judge_sample(f, total.requests, ctx.min_sample, where="in the run")
     if ctx.target_rps is not None:
         f.hint("the rate is not judged from a log: judge the *_stats_history.csv")
 
 
-def _judge_bad_cli(f: Finding, text: str) -> bool:
+def _timespan(text: str) -> float | None:
+    """Seconds from Locust's --run-time ("15", "15s", "1h30m"), else None."""
+    if text.isdigit():
+        return float(text)
+    m = _TIMESPAN.fullmatch(text)
+    if m is None or not any(m.groups()):
+        return None
+    h, mins, secs = (int(g or 0) for g in m.groups())
+    return float(h * 3600 + mins * 60 + secs)
+
+
+def _run_time(lines: Lines, ctx: Context) -> tuple[float | None, str]:
+    """The run's length in seconds and where it was read, or (None, "")."""
+    given = ctx.extra.get("duration")
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        if math.isfinite(given) and given > 0:
+            return float(given), "the duration given"
+    if found := lines.last_match(_RUN_TIME_LOGGED):
+        return float(found[0].group(1)), "Locust's run time limit"
+    for line in lines.plain:
+        if "locust" in line and (m := _RUN_TIME_OPTION.search(line)):
+            if (seconds := _timespan(m.group(1).strip("'\"")) or None) is not None:
+                return seconds, "the command's --run-time"
+    return None, ""
+
+
+def _judge_checks(f: Finding, lines: Lines, ctx: Context) -> None:
+    """Judge the sample from locust-plugins' CHECK lines: rate x run time."""
+    if ratio := lines.last_match(_CHECK_FAIL_RATIO):
+        f.details["fail_ratio"] = float(ratio[0].group(1)) / 100
+        if f.details["fail_ratio"] >= 1.0:
+            _note_all_failed(f, 1, 1)
+    rps_found = lines.last_match(_CHECK_RPS)
+    if rps_found is None:
+        f.add(
+            "min_sample",
+            "the CHECK lines give neither a request count nor a rate and there is "
+            "no statistics table: the sample cannot be shown to reach the minimum",
+        )
+        return
+    rps = float(rps_found[0].group(1))
+    seconds, source = _run_time(lines, ctx)
+    f.details["total_rps"] = rps
+    if seconds is None:
+        f.add(
+            "context_missing",
+            f"the CHECK line gives {rps:g} rps but no run time to count requests by: "
+            "give the run's length with --extra duration=SECONDS",
+        )
+        return
+    _judge_estimate(f, rps, seconds, source, ctx.min_sample)
+
+
+def _judge_estimate(
+    f: Finding, rps: float, seconds: float, source: str, minimum: int
+) -> None:
+    estimate = round(rps * seconds)
+    f.details.update(requests_estimated=estimate, run_seconds=seconds)
+    f.hint(
+        f"about {estimate} requests: the CHECK line's total rps ({rps:g}) x "
+        f"{seconds:g} s ({source}); the *_stats.csv has the exact count"
+    )
+    if estimate < minimum:
+        f.add(
+            "min_sample",
+            f"about {estimate} requests in the run, the minimum is {minimum}: run "
+            "longer or at a higher rate (or lower --min-sample if that is intended)",
+            min_sample=minimum,
+        )
+
+
+def _judge_bad_cli(f: Finding, lines: Lines) -> bool:
     """HARNESS-ERROR bad_cli_combination when Locust refused its options."""
-    bad_cli = _first_line(_BAD_CLI, text)
+    bad_cli = lines.first(_BAD_CLI)
     if bad_cli is None:
         return False
     f.evidence.insert(0, bad_cli)
@@ -218,8 +358,8 @@ def _judge_bad_cli(f: Finding, text: str) -> bool:
     return True
 
 
-def _judge_cpu(f: Finding, text: str) -> None:
-    cpu = _first_line(_CPU, text)
+def _judge_cpu(f: Finding, lines: Lines) -> None:
+    cpu = lines.first(_CPU)
     if cpu is not None:
         f.evidence.append(cpu)
         f.add(
@@ -230,23 +370,25 @@ def _judge_cpu(f: Finding, text: str) -> None:
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
-    text = evidence.text
     if detect(evidence) <= 0.0:
         return unrecognised(evidence, expected=NAME)
+    lines = Lines.of(evidence.text)
     f = Finding(layer="load", kind=NAME)
-    code, code_line = _exit_code(text)
+    code, code_line = _exit_code(lines)
     if code is not None:
         f.details["exit_code"] = code
         f.evidence.append(code_line or "")
-    _record_checks(f, text)
-    if _judge_bad_cli(f, text):
+    checks = _record_checks(f, lines)
+    if _judge_bad_cli(f, lines):
         return f
-    _judge_cpu(f, text)
-    total, earlier = _total(stats_tables(text))
-    if total is None:
-        _judge_without_stats(f, text, code)
-    else:
+    _judge_cpu(f, lines)
+    total, earlier = _total(stats_tables(lines))
+    if total is not None:
         _judge_stats(f, total, earlier, ctx)
+    elif checks:
+        _judge_checks(f, lines, ctx)
+    else:
+        _judge_without_stats(f, lines, code)
     if code not in (None, 0):
         f.hint(f"Locust exited {code}: a process signal, not a verdict on its own")
     return f
