@@ -92,12 +92,16 @@ def up(root: Path, progress: Progress | None = None) -> dict[str, Any]:
             st = status(root)
             if st["up"]:
                 raise AlreadyUp(root)
-            raise LocalStackError(
-                f"a local stack at {env.root} was started but is not answering "
-                f"({_down_parts(st)}); run `meshstack local down`, then `local up`"
-            )
+            # A stack this checkout started earlier that no longer answers (the
+            # machine was restarted, its processes ended): clear it, start anew.
+            progress("local", f"clearing a stale local stack ({_down_parts(st)})")
+            _stop(env, [n for n, _ in COMPONENTS], progress)
+            _facts_file(env).unlink(missing_ok=True)
         started: list[str] = []
-        found: dict[str, Any] = {"root": str(env.root), "started_at": clock.utcnow().isoformat()}
+        found: dict[str, Any] = {
+            "root": str(env.root),
+            "started_at": clock.utcnow().isoformat(),
+        }
         try:
             for name, what in COMPONENTS:
                 t0 = clock.monotonic()
@@ -139,7 +143,9 @@ def down(root: Path, progress: Progress | None = None) -> list[str]:
         return left
 
 
-def _stop(env: LocalEnv, names: list[str], progress: Progress | None = None) -> list[str]:
+def _stop(
+    env: LocalEnv, names: list[str], progress: Progress | None = None
+) -> list[str]:
     left = []
     for name, what in reversed(COMPONENTS):
         if name not in names:
