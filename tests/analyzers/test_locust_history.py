@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -248,3 +249,53 @@ def test_a_stats_file_judged_as_history_is_unrecognised_input() -> None:
 
     assert f.verdict is Verdict.HARNESS_ERROR
     assert f.reasons == ["unrecognised_input"]
+
+
+def _every_request_failed(text: str) -> str:
+    """The same history with each row's failure count set to its request count."""
+    rows = list(csv.reader(io.StringIO(text)))
+    req = rows[0].index("Total Request Count")
+    fail = rows[0].index("Total Failure Count")
+    for row in rows[1:]:
+        row[fail] = row[req]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def test_a_window_whose_every_request_failed_keeps_the_rate_verdict_with_a_hint() -> (
+    None
+):
+    # Failures are the SLO layer's to judge; the load was applied at its rate.
+    text = (DATA / "healthy_20rps_ramp_then_plateau.csv").read_text()
+
+    f = judge_text(_every_request_failed(text), target_rps=20)
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["failures"] == f.details["requests"] > 100
+    assert f.details["all_failed"] is True
+    assert any("every request failed" in h and "slo" in h for h in f.hints)
+
+
+def test_a_window_with_some_failures_gets_no_all_failed_hint() -> None:
+    f = judge("c25_three_requests.csv")
+
+    assert "all_failed" not in f.details
+    assert not any("every request failed" in h for h in f.hints)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["." * 1_000_000, " " * 1_000_000, '"' * 1_000_000, "1," * 500_000],
+    ids=["dots", "spaces", "quotes", "cells"],
+)
+def test_a_megabyte_row_is_detected_and_judged_within_two_seconds(line: str) -> None:
+    header = (DATA / "c25_three_requests.csv").read_text().splitlines()[0]
+    evidence = Evidence(text=f"{header}\n{line}\n")
+    start = time.perf_counter()
+
+    history.detect(Evidence(text=line))
+    f = history.judge(evidence, Context())
+
+    assert time.perf_counter() - start < 2
+    assert f.kind == "locust-history"

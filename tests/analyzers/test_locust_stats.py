@@ -15,7 +15,10 @@ loopback unless said otherwise:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import pytest
 
 from meshstack.analyzers import Context, Evidence
 from meshstack.analyzers import locust_stats as stats
@@ -118,3 +121,33 @@ def test_a_failures_file_judged_as_stats_is_unrecognised_input() -> None:
 
     assert f.verdict is Verdict.HARNESS_ERROR
     assert f.reasons == ["unrecognised_input"]
+
+
+def test_a_run_whose_every_request_failed_keeps_its_sample_verdict_with_a_hint() -> (
+    None
+):
+    text = (DATA / "healthy_20rps.csv").read_text().replace(",535,0,", ",535,535,")
+
+    f = stats.judge(Evidence(text=text), Context())
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["failures"] == 535
+    assert f.details["all_failed"] is True
+    assert any("every request failed (535 of 535)" in h for h in f.hints)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["." * 1_000_000, " " * 1_000_000, '"' * 1_000_000, ",Aggregated" * 90_000],
+    ids=["dots", "spaces", "quotes", "cells"],
+)
+def test_a_megabyte_row_is_detected_and_judged_within_two_seconds(line: str) -> None:
+    header = (DATA / "healthy_20rps.csv").read_text().splitlines()[0]
+    evidence = Evidence(text=f"{header}\n{line}\n")
+    start = time.perf_counter()
+
+    stats.detect(Evidence(text=line))
+    f = stats.judge(evidence, Context())
+
+    assert time.perf_counter() - start < 2
+    assert f.kind == "locust-stats"

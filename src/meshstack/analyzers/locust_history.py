@@ -18,6 +18,13 @@ The steady window is, in order of preference: ``Context.extra["window_start"]`` 
 offset: datetimes or RFC 3339 text); the rows from
 ``Context.extra["ramp"]`` seconds after the first row; else the rows where the user
 count sits at its maximum (the plateau); else, with no user count, the whole file.
+
+Failed requests are counted into ``details.failures`` and named in a hint, never
+judged here: the load layer's claim is that the planned load was applied and
+measured (rate, sample; verdicts.md), and failures are judged by the objectives above
+it (a success-rate SLO). A window in which every request failed therefore keeps the
+verdict of its rate and sample, with a hint that says so: INVALID-RUN would report a
+stack that refuses every request as an invalid measurement, hiding its SLO failure.
 """
 
 from __future__ import annotations
@@ -306,7 +313,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     requests, seconds, achieved = rate_of(window)
     f.details.update(_window_details(window, how))
     f.details.update(requests=requests, achieved_rps=_round(achieved))
-    _note_failures(f, window)
+    _note_failures(f, window, requests)
     f.evidence.extend(s.line for s in window[:1] + window[-1:] if len(window) > 1)
     judge_sample(f, requests, ctx.min_sample)
     judge_rate(f, achieved, ctx)
@@ -318,7 +325,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _note_failures(f: Finding, window: list[Sample]) -> None:
+def _note_failures(f: Finding, window: list[Sample], requests: int) -> None:
     known = [s.failures for s in window if s.failures is not None]
     if len(known) < 2:
         return
@@ -326,6 +333,20 @@ def _note_failures(f: Finding, window: list[Sample]) -> None:
     f.details["failures"] = failed
     if failed > 0:
         f.hint(f"{failed} requests failed in the window: see the failures file")
+    all_failed(f, requests, failed)
+
+
+def all_failed(f: Finding, requests: int, failures: int, shown: str = "") -> None:
+    """A hint (never a verdict of the load) when every request failed."""
+    if requests > 0 and failures >= requests:
+        f.details["all_failed"] = True
+        f.hint(
+            f"every request failed ({shown or f'{failures} of {requests}'}): the "
+            "load was applied "
+            "but nothing succeeded; the load layer judges only rate and sample, so "
+            "judge the failures with a success-rate objective (slo), and check the "
+            "target URL and the stack"
+        )
 
 
 register(

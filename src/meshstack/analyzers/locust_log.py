@@ -48,7 +48,11 @@ from dataclasses import dataclass
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
 from meshstack.analyzers._line_prefix import plain
-from meshstack.analyzers.locust_history import TOTAL_ROW_NAMES, judge_sample
+from meshstack.analyzers.locust_history import (
+    TOTAL_ROW_NAMES,
+    all_failed,
+    judge_sample,
+)
 from meshstack.verdicts import Finding
 
 NAME = "locust-log"
@@ -247,16 +251,6 @@ def _judge_without_stats(f: Finding, lines: Lines, code: int | None) -> None:
     )
 
 
-def _note_all_failed(f: Finding, requests: int, failures: int) -> None:
-    if requests > 0 and failures >= requests:
-        f.hint(
-            f"every request failed ({failures} of {requests}): the load was applied "
-            "but nothing succeeded; the load layer judges only rate and sample, so "
-            "judge the failures with a success-rate objective (slo), and check the "
-            "target URL and the stack"
-        )
-
-
 def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> None:
     f.evidence.append(total.line)
     f.details.update(requests=total.requests, failures=total.failures)
@@ -267,7 +261,7 @@ def _judge_stats(f: Finding, total: StatsRow, earlier: bool, ctx: Context) -> No
             f"{total.failures} of {total.requests} requests failed: evidence for the "
             "objectives above, not a verdict on the load"
         )
-    _note_all_failed(f, total.requests, total.failures)
+    all_failed(f, total.requests, total.failures)
     judge_sample(f, total.requests, ctx.min_sample, where="in the run")
     if ctx.target_rps is not None:
         f.hint("the rate is not judged from a log: judge the *_stats_history.csv")
@@ -304,7 +298,7 @@ def _judge_checks(f: Finding, lines: Lines, ctx: Context) -> None:
     if ratio := lines.last_match(_CHECK_FAIL_RATIO):
         f.details["fail_ratio"] = float(ratio[0].group(1)) / 100
         if f.details["fail_ratio"] >= 1.0:
-            _note_all_failed(f, 1, 1)
+            all_failed(f, 1, 1, shown="fail ratio 100%")
     rps_found = lines.last_match(_CHECK_RPS)
     if rps_found is None:
         f.add(

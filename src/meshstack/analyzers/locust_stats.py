@@ -4,7 +4,8 @@ The file is the run's final table, one row per endpoint and one total row
 ("Aggregated"; "Total" before Locust 0.12). Columns are found by header name:
 ``# requests`` / ``# failures`` up to 0.14, ``Request Count`` / ``Failure Count`` from
 1.0. Failures are evidence for the layers above (an SLO on success rate), never a
-verdict of the load on their own.
+verdict of the load on their own: a run in which every request failed keeps the
+verdict of its sample and rate, with a hint (see locust_history for why).
 
 The file has no time base, so the achieved rate is judged only when
 ``Context.extra["duration"]`` gives the steady window's length in seconds; the file's
@@ -19,6 +20,7 @@ import math
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
 from meshstack.analyzers.locust_history import (
     Table,
+    all_failed,
     judge_rate,
     judge_sample,
     number,
@@ -111,7 +113,9 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     f.evidence.append(line)
     f.details["requests"] = requests
     f.details["reported_rps_unused"] = number(table.cell(row, "reported_rps"))
-    _note_failures(f, table, int(number(table.cell(row, "failures")) or 0))
+    failures = int(number(table.cell(row, "failures")) or 0)
+    _note_failures(f, table, failures)
+    all_failed(f, requests, failures)
     judge_sample(f, requests, ctx.min_sample, where="in the run")
     _judge_rate(f, requests, ctx)
     return f
