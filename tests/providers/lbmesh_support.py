@@ -28,6 +28,7 @@ class TwinCluster:
     """A twin API server on loopback (no kubelet) with one Ready node."""
 
     def __init__(self, root: Path, servicelb: bool = False) -> None:
+        self.stopped = threading.Event()
         cfg = ApiServerConfig(
             root / "api",
             port=0,
@@ -53,22 +54,40 @@ class TwinCluster:
         self.core.patch_node_status("node-1", {"status": {"conditions": [cond]}})
 
     def play_kubelet(self, namespaces: list[str], seconds: float) -> threading.Thread:
-        """For a bounded time, mark every pod of the namespaces Running and ready.
+        """For a bounded time, mark every pod of the namespaces Running and ready,
+        and keep the node's heartbeat fresh.
 
         The twin API server runs no kubelet; this stands in for one where a test
-        needs pods ready but not their processes.
+        needs pods ready but not their processes. It ends at ``seconds`` or when
+        the cluster stops, whichever comes first.
         """
         stop_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
 
         def loop() -> None:
-            while dt.datetime.now(dt.UTC) < stop_at:
-                for ns in namespaces:
-                    self._ready(ns)
-                threading.Event().wait(0.3)
+            while dt.datetime.now(dt.UTC) < stop_at and not self.stopped.is_set():
+                try:
+                    self._heartbeat()
+                    for ns in namespaces:
+                        self._ready(ns)
+                except Exception:  # the server went away: the test is over
+                    return
+                self.stopped.wait(0.3)
 
         t = threading.Thread(target=loop, daemon=True)
         t.start()
         return t
+
+    def _heartbeat(self) -> None:
+        now = dt.datetime.now(dt.UTC).strftime(RFC3339)
+        cond = {
+            "type": "Ready",
+            "status": "True",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+            "reason": "KubeletReady",
+            "message": "ok",
+        }
+        self.core.patch_node_status("node-1", {"status": {"conditions": [cond]}})
 
     def _ready(self, ns: str) -> None:
         try:
@@ -107,6 +126,7 @@ class TwinCluster:
                 pass
 
     def stop(self) -> None:
+        self.stopped.set()
         self.server.stop()
 
 

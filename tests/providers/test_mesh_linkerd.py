@@ -71,7 +71,7 @@ def test_provisioning_keeps_the_pre_check_and_installs_the_control_plane(
     tmp_path, twin, wrapper
 ):
     provider = _provider(tmp_path, twin, wrapper, viz=False)
-    twin.play_kubelet(["linkerd"], seconds=40)
+    twin.play_kubelet(["linkerd"], seconds=180)
 
     provider.provision()
 
@@ -95,7 +95,7 @@ def test_provisioning_keeps_the_pre_check_and_installs_the_control_plane(
 
 def test_a_second_provision_does_not_reinstall(tmp_path, twin, wrapper):
     provider = _provider(tmp_path, twin, wrapper, viz=False)
-    twin.play_kubelet(["linkerd"], seconds=40)
+    twin.play_kubelet(["linkerd"], seconds=180)
     provider.provision()
     made = len(provider.state.resources)
 
@@ -125,7 +125,7 @@ def test_an_attached_stack_has_no_pre_check_to_judge(tmp_path, twin, wrapper):
 
 def test_check_proxy_in_an_unmeshed_namespace_fails(tmp_path, twin, wrapper):
     provider = _provider(tmp_path, twin, wrapper, viz=False)
-    twin.play_kubelet(["linkerd"], seconds=40)
+    twin.play_kubelet(["linkerd"], seconds=180)
     provider.provision()
     twin.core.create_namespace({"metadata": {"name": "emojivoto"}})
 
@@ -223,7 +223,7 @@ def test_an_empty_namespace_is_not_a_pass(tmp_path, twin, wrapper):
 
 def test_teardown_removes_the_installed_control_plane(tmp_path, twin, wrapper):
     provider = _provider(tmp_path, twin, wrapper, viz=False)
-    twin.play_kubelet(["linkerd"], seconds=40)
+    twin.play_kubelet(["linkerd"], seconds=180)
     provider.provision()
 
     provider.teardown()
