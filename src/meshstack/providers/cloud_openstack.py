@@ -329,7 +329,7 @@ class OpenStackCloud(Provider):
             "attaching subnet to router",
             "network.add_interface_to_router",
             router,
-            subnet_id=sub.id,
+            subnet=sub.id,
         )
         self._record("router_interface", router.id, subnet_id=sub.id, name=spec["name"])
         return str(net.id)

@@ -171,7 +171,7 @@ def _delete(cloud: Any, res: dict[str, Any]) -> None:
     if kind == "router_interface":
         _ignore_missing(
             lambda: conn.network.remove_interface_from_router(
-                id_, subnet_id=res["subnet_id"]
+                id_, subnet=res["subnet_id"]
             )
         )
         return
@@ -241,7 +241,7 @@ def sweep(conn: Any, run_id: str | None = None, timeout: float = 120) -> list[st
         for port in conn.network.ports(device_id=router.id):
             for ip in port.fixed_ips:
                 conn.network.remove_interface_from_router(
-                    router, subnet_id=ip["subnet_id"]
+                    router, subnet=ip["subnet_id"]
                 )
         conn.network.delete_router(router)
         done.append(f"router {router.id}")
