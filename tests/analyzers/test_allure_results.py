@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -190,7 +191,8 @@ def test_a_copy_with_a_result_file_cut_off_still_fails(
 
         f = judge(copy)
 
-        assert f.reasons == expected, f"{victim.name} cut to {keep:.0%}"
+        # Allure cannot parse the cut file, so the report loses it: never a pass.
+        assert f.reasons == ["report_incomplete", *expected], f"{victim.name} cut"
         assert f.details["salvaged"] == [victim.name]
 
 
@@ -203,8 +205,85 @@ def test_a_result_file_with_nothing_readable_is_named_and_the_rest_judged(
 
     f = judge(tmp_path / "r")
 
-    assert f.reasons == ["dependency_order_not_honoured"]
+    assert f.reasons == ["report_incomplete", "dependency_order_not_honoured"]
     assert f.details["unreadable"] == ["broken-result.json", "cut-result.json"]
+    assert f.details["lost"] == 2
+
+
+def _one_failed_test(directory: Path) -> Path:
+    # The fresh user's input: one result written by hand, status failed.
+    directory.mkdir()
+    (directory / "1-result.json").write_text(
+        '{"uuid":"1","historyId":"h","fullName":"t#a","status":"failed",'
+        '"labels":[],"parameters":[]}\n'
+    )
+    return directory
+
+
+def test_an_unreadable_result_beside_a_readable_one_is_report_incomplete(
+    tmp_path: Path,
+) -> None:
+    results = _one_failed_test(tmp_path / "r")
+    (results / "2-result.json").write_text("garbage{\n")
+
+    f = judge(results)
+
+    assert f.verdict is Verdict.HARNESS_ERROR
+    assert f.reasons == ["report_incomplete"]
+    assert f.details["unreadable"] == ["2-result.json"]
+
+
+def test_a_directory_whose_every_result_is_unreadable_is_report_incomplete(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "1-result.json").write_text("garbage{\n")
+
+    f = judge(tmp_path / "r")
+
+    assert f.reasons == ["report_incomplete"]
+    assert f.details["lost"] == 1
+
+
+def test_failed_tests_are_named_but_do_not_decide_the_report_s_integrity(
+    tmp_path: Path,
+) -> None:
+    f = judge(_one_failed_test(tmp_path / "r"))
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["statuses"] == {"failed": 1}
+    assert f.details["failed"] == ["1-result.json: t#a failed [unknown worker]"]
+    assert any("1 tests failed or broke" in h for h in f.hints)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["a" * 1_000_000, " " * 1_000_000, "x depends on " * 80_000, "\\" * 500_000],
+    ids=["letters", "spaces", "depends", "backslashes"],
+)
+def test_a_megabyte_message_is_judged_within_two_seconds(
+    message: str, tmp_path: Path
+) -> None:
+    results = tmp_path / "r"
+    shutil.copytree(DATA / "healthy_with_blocked_skip", results)
+    doc = {
+        "name": "test_x",
+        "fullName": "t#x",
+        "status": "skipped",
+        "statusDetails": {"message": message},
+        "labels": [],
+        "parameters": [],
+    }
+    text = json.dumps(doc)
+    (results / "big-result.json").write_text(text)
+    (results / "cut-result.json").write_text(text[: len(text) // 2])
+    start = time.perf_counter()
+
+    allure.detect(Evidence.from_path(results))
+    f = judge(results)
+
+    assert time.perf_counter() - start < 2
+    assert f.details["salvaged"] == ["cut-result.json"]
 
 
 def test_files_are_not_results_directories() -> None:

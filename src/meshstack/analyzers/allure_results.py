@@ -22,9 +22,18 @@ Skips are counted apart: meshstack's gate skips (message starting "BLOCKED"), de
 skips whose dependency is not among the results ("dependency not run here"),
 dependency skips whose dependency failed, and any other skip.
 
-A result file cut off (a worker killed mid-write) is salvaged: the fields it still
-holds are read in allure-pytest's order, so a collapse or a dependency skip it shows
-is still found.
+* **incomplete** (HARNESS-ERROR ``report_incomplete``): a ``*-result.json`` that is
+  not a whole JSON object (a worker killed mid-write, a full disk) is a result the
+  report will not show: Allure skips a file it cannot parse. A cut file is salvaged
+  (the fields it still holds are read in allure-pytest's order), so a collapse or a
+  dependency skip it shows is still found; a file with nothing readable is named in
+  ``details.unreadable``. Either way the report lost it, so the directory is never a
+  pass.
+
+This kind judges the report's integrity, not the stack: failed and broken tests are
+the outcome the report exists to show, each judged by its own test. They are counted
+in ``details.statuses``, named in ``details.failed`` and a hint, and never make this
+finding fail (a PASS here means "every result the run wrote will be shown").
 
 A directory with no ``*-result.json`` at all is HARNESS-ERROR ``unrecognised_input``:
 not a usable results directory (the run wrote nothing there, or the wrong directory
@@ -44,7 +53,9 @@ from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
 from meshstack.verdicts import Finding
 
 NAME = "allure-results"
-_DEPENDS = re.compile(r"(\S+) depends on (\S+)")
+# A name starts after a space or the start: without (?<!\S) every position inside a
+# long word would start a fresh scan (100 KB of letters took minutes).
+_DEPENDS = re.compile(r"(?<!\S)(\S+) depends on (\S+)")
 _MARKERS = ("-container.json", "environment.properties", "categories.json")
 _MAX_EVIDENCE = 20
 
@@ -288,7 +299,7 @@ def _judge_skips(f: Finding, results: list[Result]) -> None:
 
 
 def _read_all(f: Finding, files: list[Path]) -> list[Result]:
-    """Every readable result; damaged files are salvaged or named in details."""
+    """Every readable result; damaged files are salvaged, and named as lost."""
     results, salvaged, unreadable = [], [], []
     for path in files:
         result, damaged = _read(path)
@@ -302,12 +313,30 @@ def _read_all(f: Finding, files: list[Path]) -> list[Result]:
         f.details["salvaged"] = salvaged[:_MAX_EVIDENCE]
         f.hint(f"{len(salvaged)} result files are cut off; judged what they hold")
     if unreadable:
-        # TODO: a result file with nothing readable is a result the report will
-        # lose, yet no code says "lost" (report_collapsed means merged), so this
-        # is only a hint and such a directory can still PASS.
         f.details["unreadable"] = unreadable[:_MAX_EVIDENCE]
-        f.hint(f"{len(unreadable)} result files could not be read at all")
+    lost = len(salvaged) + len(unreadable)
+    if lost:
+        f.add(
+            "report_incomplete",
+            f"{lost} of {len(files)} result files are not whole JSON "
+            f"({len(unreadable)} with nothing readable): Allure will leave them out "
+            "of the report. Find why the writer stopped (a killed worker, a full "
+            "disk) and run again",
+            lost=lost,
+        )
     return results
+
+
+def _note_failures(f: Finding, results: list[Result]) -> None:
+    """Failed and broken tests: the report's content, not its integrity."""
+    failed = [r for r in results if r.status in ("failed", "broken")]
+    if not failed:
+        return
+    f.details["failed"] = [r.describe() for r in failed[:_MAX_EVIDENCE]]
+    f.hint(
+        f"{len(failed)} tests failed or broke: each is judged by its own result in "
+        "the report; this finding judges only whether the report keeps them all"
+    )
 
 
 def judge(evidence: Evidence, ctx: Context) -> Finding:
@@ -317,7 +346,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     f = Finding(layer="report", kind=NAME)
     results = _read_all(f, files)
     if not results:
-        return unrecognised(evidence, expected=NAME)
+        return f  # every file lost: report_incomplete, nothing else to judge
     f.details.update(
         results=len(results),
         statuses=dict(sorted(Counter(r.status for r in results).items())),
@@ -325,6 +354,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     )
     _judge_collapse(f, results, ctx)
     _judge_skips(f, results)
+    _note_failures(f, results)
     return f
 
 
@@ -332,7 +362,7 @@ register(
     Kind(
         name=NAME,
         layer="report",
-        summary="allure-results directory: collapsed results, dependency skips",
+        summary="allure-results directory: collapsed, lost results, dependency skips",
         detect=detect,
         judge=judge,
         directory=True,
