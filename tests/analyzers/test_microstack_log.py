@@ -11,6 +11,7 @@ re-types a public single-node walkthrough's successful ``microstack init`` (rev
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,42 @@ def test_judge_never_raises_on_any_prefix_of_a_fixture(name: str):
 )
 def test_judge_never_raises_on_junk(junk: str):
     assert ml.judge(Evidence(junk), Context()).verdict
+
+
+# Each a megabyte on one line, after a real init log's start, so the line is read as
+# a step message: "(" and spaces once made the step reading quadratic (minutes).
+LONG_LINES = {
+    "spaces": " " * 1_000_000,
+    "tabs": "\t" * 1_000_000,
+    "open parens": "(" * 1_000_000,
+    "parens and letters": "(a" * 500_000,
+    "dots": "." * 1_000_000,
+    "waits": "Waiting for a:" * 70_000,
+    "exceptions": "ErrorError" * 100_000,
+}
+
+
+@pytest.mark.parametrize("tail", LONG_LINES.values(), ids=LONG_LINES.keys())
+def test_a_megabyte_step_message_is_detected_and_judged_within_two_seconds(
+    tail: str,
+) -> None:
+    text = "$ sudo microstack init --auto --control\n"
+    text += f"2021-06-01 10:00:00,000 - microstack_init - INFO - {tail}\n"
+    start = time.perf_counter()
+
+    ml.detect(Evidence(text=tail))
+    f = ml.judge(Evidence(text=text), Context())
+
+    assert time.perf_counter() - start < 2
+    assert f.kind == "microstack-log"
+
+
+def test_a_step_s_parenthetical_is_dropped_once_however_many_spaces_precede_it() -> (
+    None
+):
+    assert ml.stage_of("Configuring nova   (this takes a while).") == (
+        "Configuring nova"
+    )
+    assert ml.stage_of("Done (1/2). Setting up (the) network!") == (
+        "Setting up network"
+    )

@@ -13,6 +13,7 @@ connection errors, and ``openstack image/server show`` tables and JSON.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,33 @@ def test_judge_never_raises_on_any_prefix_of_a_fixture(name: str):
 )
 def test_judge_never_raises_on_junk(junk: str):
     assert oe.judge(Evidence(junk), Context()).verdict
+
+
+# Each a megabyte on one line, alone and after a real 413 CLI error line (which sends
+# the text through every rule). "Maximum number of " without "exceeded" once made
+# the quota rule quadratic.
+LONG_LINES = {
+    "dots": "." * 1_000_000,
+    "spaces": " " * 1_000_000,
+    "slashes": "/" * 1_000_000,
+    "table cells": "| status | " * 90_000,
+    "quota words": "Maximum number of " * 55_000,
+    "exceptions": "aException: 413: " * 58_000,
+    "http statuses": "(HTTP 413) " * 90_000,
+    "connections": "Unable to establish connection to " * 29_000,
+}
+
+
+@pytest.mark.parametrize("line", LONG_LINES.values(), ids=LONG_LINES.keys())
+@pytest.mark.parametrize("head", ["", "ERROR (HTTPException): 413\n"], ids=["", "413"])
+def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(
+    line: str, head: str
+) -> None:
+    evidence = Evidence(text=head + line + "\n")
+    start = time.perf_counter()
+
+    oe.detect(evidence)
+    f = oe.judge(evidence, Context())
+
+    assert time.perf_counter() - start < 2
+    assert f.reasons

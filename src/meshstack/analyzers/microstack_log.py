@@ -46,6 +46,10 @@ _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\w*
 _COMPLETE = re.compile(r"Marked microstack as initiali[sz]ed")
 _KILLED = re.compile(r"^\s*Killed\s*$")
 _INIT_COMMAND = re.compile(r"\bmicrostack[. ]init\b")
+# " (note)" with the spaces before it. (?<!\s) starts the spaces at their first one
+# and [^()] stops at the next parenthesis, so a megabyte of spaces or of "(" is read
+# once, not once per position.
+_PARENTHETICAL = re.compile(r"(?<!\s)\s*\([^()]*\)")
 _SNAP_ROW = re.compile(
     r"^microstack\s+(?P<version>\S+)\s+(?P<rev>\d+)\s+(?P<channel>\S+)"
     r"\s+(?P<publisher>\S+)(?:\s+(?P<notes>\S+))?\s*$"
@@ -124,7 +128,7 @@ def parse(text: str) -> InitLog:
 
 def stage_of(message: str) -> str:
     """The step a log message announces: its last clause, without trimmings."""
-    plain = re.sub(r"\s*\([^)]*\)", "", message)
+    plain = _PARENTHETICAL.sub("", message)
     clauses = [c for c in re.split(r"(?<=[!.])\s+", plain.strip()) if c.strip()]
     last = clauses[-1] if clauses else plain
     return last.strip().rstrip(".…!").strip()

@@ -87,7 +87,7 @@ _PROXY = re.compile(
 )
 _QUOTA = re.compile(
     r"Quota exceeded[^\n\"'}]*|OverQuota|overLimit|exceeds? the (?:storage )?quota"
-    r"|Maximum number of [\w ]+? exceeded|larger than \d+ bytes|storage quota",
+    r"|Maximum number of [\w ]{1,80}? exceeded|larger than \d+ bytes|storage quota",
     re.I,
 )
 _SPELLED_QUOTA = re.compile(r"Quota exceeded[^\n\"}]*", re.I)
@@ -113,6 +113,7 @@ _UNREACHABLE = re.compile(
     re.I,
 )
 _UNAVAILABLE = {502, 503, 504}
+_QUOTE_SCAN_CHARS = 4096  # how much of each line is searched for evidence to quote
 # Lines quoted as evidence: whatever any rule above decides on, and status codes.
 _DECISIVE = re.compile(
     "|".join(
@@ -230,6 +231,8 @@ def _judge_resources(text: str, values: list[Any], f: Finding) -> bool:
 
 def _row_line(text: str, status: str) -> str | None:
     """The printed line that shows a resource's status, if there is one."""
+    if not status.strip():
+        return None  # "\s*\s*" would scan a long run of spaces once per split
     shown = re.compile(
         rf'\|\s*{re.escape(status)}\s*\|\s*$|"status":\s*"{re.escape(status)}"', re.I
     )
@@ -321,7 +324,13 @@ def _record(text: str, statuses: list[int], f: Finding) -> None:
     if ids:
         f.details["request_id"] = ids[0]
         f.hint(f"look up {ids[0]} in the service's log for the cause")
-    lines = [ln.strip()[:300] for ln in text.splitlines() if _DECISIVE.search(ln)]
+    # Which lines to quote is found in each line's head: the rules above read the
+    # whole text, and a case-blind search of a megabyte line per rule costs ~0.1 s.
+    lines = [
+        ln.strip()[:300]
+        for ln in text.splitlines()
+        if _DECISIVE.search(ln, 0, _QUOTE_SCAN_CHARS)
+    ]
     f.evidence.extend(ln for ln in lines[:8] if ln not in f.evidence)
 
 
