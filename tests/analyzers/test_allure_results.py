@@ -286,6 +286,22 @@ def test_a_megabyte_message_is_judged_within_two_seconds(
     assert f.details["salvaged"] == ["cut-result.json"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_result_file_with_a_byte_order_mark_is_read_not_lost(
+    encoding: str, tmp_path: Path
+) -> None:
+    results = tmp_path / "r"
+    shutil.copytree(DATA / "healthy_with_blocked_skip", results)
+    victim = sorted(results.glob("*-result.json"))[0]
+    victim.write_bytes(victim.read_text().encode(encoding))
+
+    f = judge(results)
+
+    assert f.verdict is Verdict.PASS
+    assert "salvaged" not in f.details
+    assert f.details["results"] == len(list(results.glob("*-result.json")))
+
+
 def test_files_are_not_results_directories() -> None:
     result = next((DATA / "c28_dependency_on_other_worker").glob("*-result.json"))
 

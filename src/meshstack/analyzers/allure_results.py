@@ -49,7 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers import (
+    Context,
+    Evidence,
+    Kind,
+    decode,
+    register,
+    unrecognised,
+)
 from meshstack.verdicts import Finding
 
 NAME = "allure-results"
@@ -159,7 +166,7 @@ def _salvage(text: str) -> dict[str, Any] | None:
 def _read(path: Path) -> tuple[Result | None, bool]:
     """A result file's result, and whether it had to be salvaged from damage."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = decode(path.read_bytes())  # a byte-order mark is read, not damage
     except OSError:
         return None, False
     try:
