@@ -267,3 +267,27 @@ def test_sweep_removes_what_a_lost_run_tagged_and_nothing_else(
         if flavor:
             cloud.conn.compute.delete_flavor(flavor)
         cloud.close()
+
+
+def test_a_server_in_error_fails_at_once_with_its_fault_judged(
+    real: SharedCloud, tmp_path: Path
+) -> None:
+    run_id = f"err-{int(time.time())}"
+    settings = _settings(real.clouds_yaml, image.write(tmp_path), 1, run_id)
+    # More disk than the compute node has: the scheduler finds no host.
+    settings["flavor"]["disk"] = 700000
+    cloud = co.OpenStackCloud(settings, _context(tmp_path, run_id))
+    began = time.monotonic()
+    try:
+        with pytest.raises(ProviderError) as err:
+            cloud.provision()
+        waited = time.monotonic() - began
+    finally:
+        cloud.teardown()
+
+    finding = err.value.finding
+    assert finding.reasons == ["scheduler_no_capacity"], finding.summary()
+    assert "No valid host was found" in "\n".join(finding.evidence)
+    assert waited < settings["server_active_timeout"] / 2
+    assert cloud.state.resources == []
+    assert _tagged_left(cloud.conn, run_id) == []

@@ -16,7 +16,6 @@ An API that does not answer is FAIL ``api_unreachable``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -106,20 +105,6 @@ def connect(
     return openstack.connection.Connection(config=region)
 
 
-def judge_error(exc: BaseException, doing: str) -> Finding:
-    """The openstack-error analyzer's verdict on an exception and its body."""
-    text = f"{type(exc).__name__}: {exc}"
-    response = getattr(exc, "response", None)
-    body = str(getattr(response, "text", "") or "") if response is not None else ""
-    if body:
-        text += "\n" + body
-    finding = analyzers.get("openstack-error").judge(
-        Evidence(text, name=doing), Context()
-    )
-    finding.evidence.insert(0, f"while {doing}: {text[:500]}")
-    return finding
-
-
 API_ERRORS = (os_exc.SDKException, ks_exc.ClientException)
 
 
@@ -167,7 +152,7 @@ class OpenStackCloud(Provider):
                 fn = functools.reduce(getattr, fn.split("."), self.conn)
             return fn(*args, **kwargs)
         except API_ERRORS as exc:
-            finding = judge_error(exc, doing)
+            finding = checks.judge_error(exc, doing)
             raise ProviderError(finding, f"cloud: {doing} failed: {exc}") from exc
 
     def close(self) -> None:
@@ -418,7 +403,7 @@ class OpenStackCloud(Provider):
             f.add("server_unreachable", str(exc), server=server["name"])
             raise ProviderError(f, f"cloud: {exc}") from exc
         # Trust on first use: the key seen now is the one later checks expect.
-        server["host_key"] = host_key(server["address"])
+        server["host_key"] = checks.host_key(server["address"])
         self.ctx.save()
 
     # -- probing and removing: see cloud_openstack_checks ---------------------------
@@ -429,7 +414,7 @@ class OpenStackCloud(Provider):
         try:
             return fn(*args)
         except API_ERRORS as exc:
-            finding = judge_error(exc, doing)
+            finding = checks.judge_error(exc, doing)
             raise ProviderError(finding, f"cloud: {doing} failed: {exc}") from exc
 
     def judge(self, *parts: str) -> Finding:
@@ -452,21 +437,6 @@ def _address(server: Any, network: str) -> str | None:
         if entry.get("version") == 4:
             return str(entry["addr"])
     return None
-
-
-def host_key(address: str, timeout: float = 10) -> str | None:
-    """The SSH host key a server presents (OpenSSH format), None if it does not."""
-
-    async def fetch() -> Any:
-        return await asyncio.wait_for(
-            asyncssh.get_server_host_key(address, 22, config=[]), timeout
-        )
-
-    try:
-        key = asyncio.run(fetch())
-    except (TimeoutError, OSError, asyncssh.Error):
-        return None
-    return key.export_public_key().decode().strip() if key is not None else None
 
 
 def _target(server: dict[str, Any]) -> ssh.Target:

@@ -5,25 +5,59 @@ keypair present, every server ACTIVE on the run's network, tagged with the run i
 and answering SSH. ``teardown`` deletes exactly the recorded resources, newest
 first, waiting for each server to be gone before the network under it goes.
 ``sweep`` removes whatever carries a past run's tag (``meshstack sweep``).
+``judge_error`` and ``host_key`` are the helpers both halves use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import openstack.exceptions as os_exc
 
-from meshstack import ssh
+from meshstack import analyzers, ssh
+from meshstack.analyzers import Context, Evidence
+from meshstack.providers.base import ProviderError
 from meshstack.verdicts import Finding
 from meshstack.wait import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
 
 RUN_KEY = "meshstack-run"
+
+
+def judge_error(exc: BaseException, doing: str) -> Finding:
+    """The openstack-error analyzer's verdict on an exception and its body."""
+    text = f"{type(exc).__name__}: {exc}"
+    response = getattr(exc, "response", None)
+    body = str(getattr(response, "text", "") or "") if response is not None else ""
+    if body:
+        text += "\n" + body
+    finding = analyzers.get("openstack-error").judge(
+        Evidence(text, name=doing), Context()
+    )
+    finding.evidence.insert(0, f"while {doing}: {text[:500]}")
+    return finding
+
+
+def host_key(address: str, timeout: float = 10) -> str | None:
+    """The SSH host key a server presents (OpenSSH format), None if it does not."""
+
+    async def fetch() -> Any:
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(address, 22, config=[]), timeout
+        )
+
+    try:
+        key = asyncio.run(fetch())
+    except (TimeoutError, OSError, asyncssh.Error):
+        return None
+    return key.export_public_key().decode().strip() if key is not None else None
 
 
 # -- probe ------------------------------------------------------------------------
@@ -39,8 +73,6 @@ def probe(cloud: Any, parts: tuple[str, ...] = PARTS) -> Finding:
     ACTIVE on the run's network and tagged with the run id; ``ssh``: each answers
     SSH with the profile's key. An API failure is judged as the error it is.
     """
-    from meshstack.providers.base import ProviderError
-
     finding = Finding(layer="cloud", kind="cloud-probe")
     outputs = cloud.state.outputs
     if not outputs.get("servers"):
@@ -115,8 +147,6 @@ def _probe_server(
 
 
 def _probe_ssh(server: dict[str, Any], finding: Finding) -> None:
-    from meshstack.providers.cloud_openstack import host_key
-
     pinned, seen = server.get("host_key"), host_key(server["address"])
     if pinned and seen and seen != pinned:
         finding.add(
