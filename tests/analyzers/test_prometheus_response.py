@@ -211,3 +211,27 @@ def test_a_megabyte_long_window_is_refused_at_once(text: str) -> None:
     assert prom.seconds(text) is None
 
     assert time.perf_counter() - start < 2
+
+
+LONG_LINES = {
+    "dots": "." * 1_000_000,
+    "spaces": " " * 1_000_000,
+    "status keys": '"status": "success", ' * 45_000,
+    "open objects": '{"resultType":' * 70_000,
+    "a vector of a megabyte": (
+        '{"status":"success","data":{"resultType":"vector","result":['
+        + ",".join(['{"metric":{},"value":[1,"1"]}'] * 33_000)
+        + "]}}"
+    ),
+}
+
+
+@pytest.mark.parametrize("text", LONG_LINES.values(), ids=LONG_LINES.keys())
+def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(text: str) -> None:
+    start = time.perf_counter()
+
+    prom.detect(Evidence(text=text))
+    f = prom.judge(Evidence(text=text), Context(extra=dict(SLO)))
+
+    assert time.perf_counter() - start < 2
+    assert f.reasons or f.details["series"] == 33_000  # only the vector passes
