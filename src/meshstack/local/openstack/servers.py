@@ -32,7 +32,15 @@ def bridge_exists(env: LocalEnv) -> bool:
     return res.returncode == 0
 
 
+def _marker(env: LocalEnv) -> Path:
+    """Present while this root's cloud owns the bridge (another root's is never
+    touched)."""
+    return env.root / "openstack" / "bridge.owned"
+
+
 def create_bridge(env: LocalEnv) -> None:
+    _marker(env).parent.mkdir(parents=True, exist_ok=True)
+    _marker(env).write_text(BRIDGE + "\n")
     env.run(["ip", "link", "add", BRIDGE, "type", "bridge"], timeout=10)
     env.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], timeout=10)
     env.run(["ip", "link", "set", BRIDGE, "up"], timeout=10)
@@ -40,9 +48,12 @@ def create_bridge(env: LocalEnv) -> None:
 
 
 def delete_bridge(env: LocalEnv) -> None:
+    if not _marker(env).exists():
+        return
     if bridge_exists(env):
         env.run(["ip", "link", "del", BRIDGE], timeout=10)
         log.info("[openstack/%s] bridge removed", BRIDGE)
+    _marker(env).unlink()
 
 
 def recorded(layout: Layout) -> list[dict[str, Any]]:
