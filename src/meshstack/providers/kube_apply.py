@@ -14,8 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 import yaml
-from kubernetes import client, config, dynamic
+from kubernetes import client, config, dynamic, watch
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from meshstack import clock
@@ -103,6 +104,29 @@ class KubeClient:
                 return []
             raise
         return builtins.list(got["items"])
+
+    def await_pod_change(self, ns: str, timeout: float) -> None:
+        """Block until a pod of ``ns`` changes (a watch event) or ``timeout`` passes.
+
+        Waits hand this to ``wait_for`` as part of their probe, so they react to
+        the API's events instead of polling on a fixed interval.
+        """
+        rv = self.core.list_namespaced_pod(ns).metadata.resource_version
+        w = watch.Watch()
+        log.debug("WATCH pods in %s from %s (%.0fs)", ns, rv, timeout)
+        try:
+            for _ in w.stream(
+                self.core.list_namespaced_pod,
+                ns,
+                resource_version=rv,
+                timeout_seconds=max(1, int(timeout)),
+            ):
+                break
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # a watch the server closed early only ends this wait; the caller looks
+            log.debug("WATCH pods in %s ended early: %s", ns, exc)
+        finally:
+            w.stop()
 
     def ensure_namespace(self, name: str) -> None:
         self.apply(

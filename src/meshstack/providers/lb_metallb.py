@@ -253,10 +253,10 @@ class MetalLBProvider(MetalLBChecks, Provider):
         try:
             wait_for(
                 "[metallb-system] controller and speakers ready",
-                self.components,
+                self._components_after_change,
                 lambda c: c["ready"],
                 timeout,
-                interval=1.0,
+                interval=0.1,
                 retry_on=(client.ApiException,),
                 describe=lambda c: c["summary"],
             )
@@ -267,6 +267,13 @@ class MetalLBProvider(MetalLBChecks, Provider):
                 "see `kubectl -n metallb-system get pods` and their events",
             )
             raise ProviderError(f, str(exc)) from None
+
+    def _components_after_change(self) -> dict[str, Any]:
+        state = self.components()
+        if not state["ready"]:
+            self.kube.await_pod_change(NS, 2.0)
+            state = self.components()
+        return state
 
     def components(self) -> dict[str, Any]:
         apps = self.kube.apps

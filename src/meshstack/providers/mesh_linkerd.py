@@ -221,10 +221,10 @@ class LinkerdProvider(Provider):
         try:
             wait_for(
                 f"[{', '.join(namespaces)}] deployments available",
-                lambda: self.deployments_not_ready(namespaces),
+                lambda: self._not_ready_after_change(namespaces),
                 lambda r: not r,
                 self.settings["control_plane_timeout"],
-                interval=1.0,
+                interval=0.1,
                 retry_on=(client.ApiException,),
             )
         except WaitTimeout as exc:
@@ -234,6 +234,13 @@ class LinkerdProvider(Provider):
                 "see `kubectl -n linkerd get pods` and the events of those not ready",
             )
             raise ProviderError(f, str(exc)) from None
+
+    def _not_ready_after_change(self, namespaces: list[str]) -> list[str]:
+        waiting = self.deployments_not_ready(namespaces)
+        if waiting:
+            self.kube.await_pod_change(waiting[0].split("/")[0], 2.0)
+            waiting = self.deployments_not_ready(namespaces)
+        return waiting
 
     def deployments_not_ready(self, namespaces: list[str]) -> list[str]:
         apps = self.kube.apps
