@@ -104,6 +104,10 @@ def test_metallb_installs_and_an_announced_address_answers_from_the_host(
     assert allocation.details["answer"] == "meshstack-lb-probe"
     neigh = sh("ip", "neigh", "show", allocation.details["ip"], "dev", node.bridge)
     assert "lladdr" in neigh.stdout  # the address was resolved by ARP on the bridge
+    # the probe Service is gone; its namespace stays recorded for teardown
+    assert [(r["type"], r["id"]) for r in provider.state.resources] == [
+        ("Namespace", "lb-probe")
+    ]
 
 
 def test_without_an_advertisement_the_address_is_given_but_silent_c10(

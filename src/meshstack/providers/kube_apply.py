@@ -128,8 +128,9 @@ class KubeClient:
         finally:
             w.stop()
 
-    def ensure_namespace(self, name: str) -> None:
-        self.apply(
+    def ensure_namespace(self, name: str) -> bool:
+        """Make the namespace unless it exists; True if it was made now."""
+        return self.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         )
 

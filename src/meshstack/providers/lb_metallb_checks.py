@@ -179,7 +179,8 @@ class MetalLBChecks:
     def _probe_service(self) -> dict[str, Any]:
         ns, port = self.settings["probe_namespace"], self.settings["probe_port"]
         name = f"lb-probe-{self.ctx.run_id[-8:]}".lower()
-        self.kube.ensure_namespace(ns)
+        if self.kube.ensure_namespace(ns):
+            self.ctx.record("lb", "Namespace", ns, api_version="v1")
         body = {
             "apiVersion": "v1",
             "kind": "Service",
