@@ -94,6 +94,7 @@ def test_metallb_installs_and_an_announced_address_answers_from_the_host(
     servicelb = provider.judge_servicelb()
     config = provider.judge_config()
     allocation = provider.judge_allocation()
+    probe = provider.probe()
 
     print(f"MetalLB provision took {installed:.1f}s")
     assert components.reasons == [], components.evidence
@@ -102,6 +103,7 @@ def test_metallb_installs_and_an_announced_address_answers_from_the_host(
     assert allocation.reasons == [], (allocation.summary(), allocation.details)
     assert allocation.details["ip"].startswith(f"{node.subnet}.2")
     assert allocation.details["answer"] == "meshstack-lb-probe"
+    assert probe.reasons == [] and probe.details["answer"] == "meshstack-lb-probe"
     neigh = sh("ip", "neigh", "show", allocation.details["ip"], "dev", node.bridge)
     assert "lladdr" in neigh.stdout  # the address was resolved by ARP on the bridge
     # the probe Service is gone; its namespace stays recorded for teardown

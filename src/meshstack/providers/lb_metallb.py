@@ -294,11 +294,12 @@ class MetalLBProvider(MetalLBChecks, Provider):
         }
 
     def probe(self) -> Finding:
-        return merge(
-            "lb",
-            [self.judge_components(), self.judge_servicelb(), self.judge_config()],
-            kind="lb-probe",
-        )
+        """Components, servicelb, configuration, then a real address end to end."""
+        parts = [self.judge_components(), self.judge_servicelb(), self.judge_config()]
+        # an address is only worth probing on a controller and speakers that run
+        if not parts[0].reasons:
+            parts.append(self.judge_allocation())
+        return merge("lb", parts, kind="lb-probe")
 
     def teardown(self) -> None:
         delete_recorded(self.kube, self.state.resources, self.ctx, "lb")
