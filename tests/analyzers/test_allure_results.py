@@ -277,12 +277,12 @@ def test_a_megabyte_message_is_judged_within_two_seconds(
     text = json.dumps(doc)
     (results / "big-result.json").write_text(text)
     (results / "cut-result.json").write_text(text[: len(text) // 2])
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     allure.detect(Evidence.from_path(results))
     f = judge(results)
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.details["salvaged"] == ["cut-result.json"]
 
 

@@ -292,10 +292,10 @@ def test_a_window_with_some_failures_gets_no_all_failed_hint() -> None:
 def test_a_megabyte_row_is_detected_and_judged_within_two_seconds(line: str) -> None:
     header = (DATA / "c25_three_requests.csv").read_text().splitlines()[0]
     evidence = Evidence(text=f"{header}\n{line}\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     history.detect(Evidence(text=line))
     f = history.judge(evidence, Context())
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.kind == "locust-history"

@@ -365,10 +365,10 @@ def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(line: str) ->
         + line
         + "\n"
     )
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     locust_log.detect(Evidence(text=line))
     f = locust_log.judge(evidence, Context())
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.kind == "locust-log"

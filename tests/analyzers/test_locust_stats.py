@@ -144,10 +144,10 @@ def test_a_run_whose_every_request_failed_keeps_its_sample_verdict_with_a_hint()
 def test_a_megabyte_row_is_detected_and_judged_within_two_seconds(line: str) -> None:
     header = (DATA / "healthy_20rps.csv").read_text().splitlines()[0]
     evidence = Evidence(text=f"{header}\n{line}\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     stats.detect(Evidence(text=line))
     f = stats.judge(evidence, Context())
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.kind == "locust-stats"

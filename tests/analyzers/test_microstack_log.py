@@ -243,12 +243,12 @@ def test_a_megabyte_step_message_is_detected_and_judged_within_two_seconds(
 ) -> None:
     text = "$ sudo microstack init --auto --control\n"
     text += f"2021-06-01 10:00:00,000 - microstack_init - INFO - {tail}\n"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     ml.detect(Evidence(text=tail))
     f = ml.judge(Evidence(text=text), Context())
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.kind == "microstack-log"
 
 

@@ -270,10 +270,10 @@ def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(
     line: str, head: str
 ) -> None:
     evidence = Evidence(text=head + line + "\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     oe.detect(evidence)
     f = oe.judge(evidence, Context())
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.reasons

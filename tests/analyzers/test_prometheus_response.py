@@ -206,11 +206,11 @@ def test_prometheus_answers_are_detected_and_other_json_is_not() -> None:
 
 @pytest.mark.parametrize("text", ["1" * 1_000_000, "1s" * 500_000, "1." * 500_000])
 def test_a_megabyte_long_window_is_refused_at_once(text: str) -> None:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     assert prom.seconds(text) is None
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
 
 
 LONG_LINES = {
@@ -228,10 +228,10 @@ LONG_LINES = {
 
 @pytest.mark.parametrize("text", LONG_LINES.values(), ids=LONG_LINES.keys())
 def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(text: str) -> None:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
 
     prom.detect(Evidence(text=text))
     f = prom.judge(Evidence(text=text), Context(extra=dict(SLO)))
 
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert f.reasons or f.details["series"] == 33_000  # only the vector passes
