@@ -235,3 +235,15 @@ def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(text: str) ->
 
     assert time.process_time() - start < 2
     assert f.reasons or f.details["series"] == 33_000  # only the vector passes
+
+
+def test_a_caller_that_judges_the_values_itself_gets_them_as_a_pass() -> None:
+    f = judge("up_vector", values_only=True)
+
+    assert f.verdict is Verdict.PASS
+    assert f.details["max"] == 1.0
+
+
+def test_values_only_never_turns_an_empty_answer_into_a_pass() -> None:
+    assert judge("empty_vector", values_only=True).reasons == ["no_data"]
+    assert judge("nan_ratio", values_only=True).reasons == ["no_data"]

@@ -17,10 +17,13 @@ Judged:
   series must satisfy it, else FAIL ``objective_missed``. Without an objective,
   present values are INCONCLUSIVE ``context_missing`` (nothing was judged, so never
   a pass, even for a value of 0), with the values in ``details`` and a hint naming
-  ``--extra objective=...``. An objective that cannot be used (not a mapping, an
-  unknown op, a bound that is not a finite number: NaN compares false with
-  everything, so ``value <= NaN`` would fail every sample and ``value != NaN`` pass
-  every one) is HARNESS-ERROR ``objective_invalid``: the harness's input is at fault;
+  ``--extra objective=...``; unless ``Context.extra["values_only"]`` is true: a
+  caller that judges the values itself (the SLO layer's reconciliation of proxy and
+  Locust counts) asks only for them, and present values are then a PASS. An
+  objective that cannot be used (not a mapping, an unknown op, a bound that is not
+  a finite number: NaN compares false with everything, so ``value <= NaN`` would
+  fail every sample and ``value != NaN`` pass every one) is HARNESS-ERROR
+  ``objective_invalid``: the harness's input is at fault;
 * ``Context.extra["window"]`` and ``["scrape_interval"]`` (seconds, or durations like
   ``"1m"``): a window under four scrape intervals is HARNESS-ERROR
   ``window_too_short``, because ``rate()`` over it is missing or noise.
@@ -228,6 +231,8 @@ def _judge_values(f: Finding, series: list[Series], extra: dict[str, object]) ->
             f"{objective}: nothing can be judged against it; fix the SLO "
             "definition in the profile (or --extra objective=...)",
         )
+    elif objective is None and extra.get("values_only") is True:
+        f.hint("values only, as asked: the caller judges them")
     elif objective is None:
         f.add(
             "context_missing",

@@ -185,6 +185,8 @@ class PrometheusSlo(Provider):
         }
         if objective is not None:
             extra["objective"] = objective
+        else:  # the reconciliation judges the values itself
+            extra["values_only"] = True
         ctx = Context(extra=extra)
         finding = prometheus_response.judge(Evidence(body, name=check), ctx)
         finding.kind = finding.kind or "prometheus-response"
