@@ -22,8 +22,17 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "[setup] installing Debian packages: ${missing[*]}"
+  # Keep the packages from starting their daemons (a system MariaDB or RabbitMQ
+  # would hold the ports the local stack's own ones need).
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # The harness in its own virtual environment.
