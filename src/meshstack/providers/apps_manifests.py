@@ -223,6 +223,7 @@ class ManifestApps(Provider):
             self.wait_available(app)
             outputs[app["name"]] = self.wait_address(app)
         self.state.outputs["apps"] = outputs
+        self.state.outputs["namespaces"] = [a["namespace"] for a in self.settings["apps"]]
         self.ctx.save()
 
     def _apply(self, doc: dict[str, Any]) -> None:

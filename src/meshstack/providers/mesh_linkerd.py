@@ -69,6 +69,9 @@ class LinkerdProvider(Provider):
     """Linkerd's control plane (and viz) on the cluster below, driven by its CLI."""
 
     layer = "mesh"
+    # Whether the applications' pods are meshed is this layer's claim, but it can
+    # only be seen once the apps layer has deployed them: probe again then.
+    judged_again_after = "apps"
 
     def __init__(self, settings: dict[str, Any], ctx: Any) -> None:
         super().__init__(settings, ctx)
@@ -416,8 +419,10 @@ class LinkerdProvider(Provider):
         return "\n".join(logs)
 
     def probe(self) -> Finding:
+        """`linkerd check`, and once apps run, whether their pods carry the proxy."""
         _, f = self.run_check()
-        return f
+        meshed = [self.judge_meshed(ns)[1] for ns in self.data_plane_namespaces()]
+        return merge("mesh", [f, *meshed]) if meshed else f
 
     def teardown(self) -> None:
         delete_recorded(self.kube, self.state.resources, self.ctx, "mesh")
