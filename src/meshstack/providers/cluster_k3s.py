@@ -264,6 +264,37 @@ class K3sCluster(Provider):
         self.ctx.progress("cluster", "nodes Ready")
         timeout = float(self.settings.get("node_ready_timeout", 90))
         self.wait_nodes_ready([n["name"] for n in plan], timeout)
+        self.ctx.progress("cluster", "system pods ready")
+        self.wait_system_pods_ready(
+            float(self.settings.get("system_pods_timeout", 120))
+        )
+
+    def wait_system_pods_ready(self, timeout: float) -> None:
+        """Watch kube-system's pods until every one is ready (a fresh k3s takes a
+        few seconds to start its own); the probe then judges what it sees."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self._list(self.core.list_namespaced_pod, "kube-system")
+            pods = listed["items"]
+            waiting = sorted(
+                p["metadata"]["name"] for p in pods if not checks.pod_ready(p)
+            )
+            left = deadline - time.monotonic()
+            if pods and not waiting:
+                return
+            if left <= 0:
+                log.info(
+                    "[kube-system] pods not ready after %.0f s: %s", timeout, waiting
+                )
+                return
+            for _event in watch.Watch().stream(
+                self.core.list_namespaced_pod,
+                "kube-system",
+                resource_version=listed["metadata"]["resourceVersion"],
+                timeout_seconds=max(1, int(min(left, 10))),
+                _request_timeout=left + 5,
+            ):
+                break
 
     @staticmethod
     def _the_server(plan: list[dict[str, Any]]) -> dict[str, Any]:
