@@ -121,11 +121,18 @@ def _joined(text: str) -> list[tuple[str, bool]]:
     return out
 
 
+# shlex reads a character at a time in Python; past this length (no real command
+# line is this long) a line is split on blanks, which is linear in C.
+_SHLEX_MAX = 20_000
+
+
 def _tokens(line: str) -> list[str]:
-    try:
-        return shlex.split(line, comments=False)
-    except ValueError:
-        return line.replace('"', " ").replace("'", " ").split()
+    if len(line) <= _SHLEX_MAX:
+        try:
+            return shlex.split(line, comments=False)
+        except ValueError:
+            pass
+    return line.replace('"', " ").replace("'", " ").split()
 
 
 def _expand_exec(tokens: list[str]) -> list[str]:
@@ -165,6 +172,8 @@ def invocations(text: str) -> list[list[str]]:
     """
     found: list[list[str]] = []
     for line, continued in _joined(text):
+        if "k3s" not in line.lower() and not line.lstrip().startswith("--"):
+            continue  # cheap: most lines of a journal are not commands
         if _NOT_A_COMMAND.search(line):
             continue
         cmd = _command(_expand_exec(_tokens(line)), continued or "ExecStart=" in line)

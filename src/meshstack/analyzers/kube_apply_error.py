@@ -86,13 +86,13 @@ _TRANSIENT = re.compile(
 _DENIED = re.compile(r"admission webhook \\*\"([^\"\\]+)\\*\" denied the request:?(.*)")
 _NO_KIND = re.compile(
     r"no matches for kind \\*\"(\w+)\\*\" in version \\*\"([\w./-]+)"
-    r"|resource mapping not found for name: \\*\"[^\"\\]*\\*\".*?kind \\*\"(\w+)"
+    r"|resource mapping not found for name: \\*\"[^\"\\]*\\*\".{0,400}?kind \\*\"(\w+)"
     r"|ensure CRDs are installed first",
     re.I,
 )
 _FORBIDDEN = re.compile(r"is forbidden: User \\*\"([^\"\\]+)")
 _LINKERD_CHECK = re.compile(
-    r"^[√×‼✔✘⚠] \S|\.{5,}\[(ok|FAIL|warn)\]|^Status check results are", re.M
+    r"^[√×‼✔✘⚠] \S|(?<!\.)\.{5,}\[(ok|FAIL|warn)\]|^Status check results are", re.M
 )
 _GENERIC = re.compile(
     r"Error from server|^\s*error:|^Error:|Failed to \w+ object", re.I
@@ -119,7 +119,7 @@ def detect(evidence: Evidence) -> float:
         r"kubectl|apiVersion|metallb\.io|\.k8s\.io|kind \"|kubernetes\.client", sample
     ):
         return 0.8
-    if _SUCCESS.search(sample) and not re.search(r"^\s*\w+:\s*$", sample, re.M):
+    if _SUCCESS.search(sample) and not re.search(r"^[ \t]*\w+:[ \t]*$", sample, re.M):
         return 0.6
     return 0.0
 

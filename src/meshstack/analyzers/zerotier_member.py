@@ -59,6 +59,15 @@ _NODE_ID = re.compile(r"^[0-9a-f]{10}$")
 # Salvaging a cut-off document tries at most this many cut points, newest first.
 _SALVAGE_TRIES = 200
 _SALVAGE_MAX_CHARS = 2_000_000
+# A failed parse costs up to the text's length (the json module counts the lines
+# before the error), so after this many failures the rest of the text is not
+# searched: a megabyte of '["x' or "[1,[1," stays linear.
+# TODO: a capture with more than this many JSON-looking starts that are not JSON
+# before its member JSON loses the members after them (judged as not found); no
+# real capture seen does, and raising the bound costs a megabyte scan each.
+_MAX_FAILURES = 200
+# Likewise, no capture holds more documents than this (a member list is one).
+_MAX_VALUES = 10_000
 
 
 # --- JSON in captured text (shared with the zerotier-cli analyzer) -------------
@@ -73,28 +82,42 @@ def json_values(text: str) -> tuple[list[Any], bool]:
     """
     decoder = json.JSONDecoder()
     values: list[Any] = []
-    pos = 0
-    while (start := _next_open(text, pos)) >= 0:
+    pos, failures = 0, 0
+    end = len(text.rstrip().rstrip(".…").rstrip())
+    for m in _OPEN.finditer(text):
+        if m.start() < pos:
+            continue
         try:
-            value, pos = decoder.raw_decode(text, start)
+            value, pos = decoder.raw_decode(text, m.start())
         except json.JSONDecodeError as err:
-            if _ran_out(text, err) and (salvaged := _salvage(text[start:])):
+            if _ran_out(end, err) and (salvaged := _salvage(text[m.start() :])):
                 values.append(salvaged)
                 return values, True
-            pos = start + 1
-            continue
-        values.append(value)
+            failures += 1
+        except RecursionError:  # "[[[[..." nested deeper than Python's stack
+            failures += 1
+        else:
+            values.append(value)
+        if failures > _MAX_FAILURES or len(values) > _MAX_VALUES:
+            log.debug(
+                "stopped reading JSON: %d values, %d failures", len(values), failures
+            )
+            break
     return values, False
 
 
-def _next_open(text: str, pos: int) -> int:
-    found = [i for i in (text.find("{", pos), text.find("[", pos)) if i >= 0]
-    return min(found) if found else -1
+# Where a JSON object or array can start: an opening bracket followed by what
+# JSON allows next. "[INFO]", "{{" and empty "[]"/"{}" (which no caller reads)
+# never reach the parser.
+_OPEN = re.compile(r"[{\[](?=[ \t\r\n]*[\"\[{\-0-9tfn])")
 
 
-def _ran_out(text: str, err: json.JSONDecodeError) -> bool:
-    """True when the parser failed because the text ended, not on bad syntax."""
-    end = len(text.rstrip().rstrip(".…").rstrip())
+def _ran_out(end: int, err: json.JSONDecodeError) -> bool:
+    """True when the parser failed because the text ended, not on bad syntax.
+
+    ``end`` is where the text's content ends (trailing blanks and an ellipsis
+    left out).
+    """
     return err.pos >= end - 8 or err.msg.startswith("Unterminated string")
 
 
