@@ -277,3 +277,19 @@ def test_a_megabyte_line_is_detected_and_judged_within_two_seconds(
 
     assert time.process_time() - start < 2
     assert f.reasons
+
+
+def test_keystoneauth_connection_errors_are_an_unreachable_api_with_its_url() -> None:
+    """openstacksdk raises keystoneauth's ConnectTimeout/ConnectFailure as they are
+    (seen live: a loaded nova-api not answering a server create within the timeout)."""
+    from meshstack.analyzers import Context, Evidence
+    from meshstack.analyzers.openstack_error import detect, judge
+
+    for text in (
+        "ConnectTimeout: Request to http://127.0.0.1:8774/v2.1/servers timed out",
+        "ConnectFailure: Request to http://127.0.0.1:9696/v2.0/ports failed",
+    ):
+        assert detect(Evidence(text)) > 0.5
+        f = judge(Evidence(text), Context())
+        assert f.reasons == ["api_unreachable"], f.to_json()
+        assert f.details["url"].startswith("http://127.0.0.1:")

@@ -108,6 +108,7 @@ _POLICY = re.compile(
 _UNREACHABLE = re.compile(
     r"Unable to establish connection to (\S+?):\s|Failed to discover available identity"
     r" versions when contacting (\S+?)\.?\s|Connection (?:refused|timed out|reset)"
+    r"|(?:ConnectTimeout|ConnectFailure|ConnectionError): Request to (https?://\S+)"
     r"|Read timed out|ConnectTimeout|No route to host|Name or service not known"
     r"|Temporary failure in name resolution",
     re.I,
@@ -366,7 +367,10 @@ def detect(evidence: Evidence) -> float:
     if _table_resources(text):
         return 0.8
     if re.search(
-        r"Unable to establish connection to https?://|Missing value auth-url", text
+        r"Unable to establish connection to https?://|Missing value auth-url"
+        # keystoneauth's own connection errors, as openstacksdk raises them
+        r"|\b(?:ConnectTimeout|ConnectFailure|ConnectionError): Request to https?://",
+        text,
     ):
         return 0.8
     return 0.0

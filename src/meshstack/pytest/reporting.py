@@ -199,6 +199,10 @@ def terminal_summary(tr: Any, run: MeshstackRun) -> None:
         took_s = f"{took:7.1f}s" if took is not None else "        "
         reasons = ", ".join(rec.get("reasons", [])) or "-"
         tr.write_line(f"  {layer:<8} {rec['verdict']:<13} {took_s}  {reasons}")
+        if rec["verdict"] not in ("PASS", "WARN", "BLOCKED"):
+            # The layer's own words on why: its checks may only show the aftermath.
+            for hint in rec.get("hints", [])[:3]:
+                tr.write_line(f"  {'':<8} hint: {hint[:300]}")
     if run.blocked_skips:
         tr.write_line(f"  {run.blocked_skips} check(s) BLOCKED by a failed lower layer")
     if run.dependency_skips:
