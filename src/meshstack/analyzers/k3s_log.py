@@ -185,13 +185,18 @@ def invocations(text: str) -> list[list[str]]:
 def _command(toks: list[str], unit: bool) -> list[str] | None:
     for i, tok in enumerate(toks[:-1]):
         if tok.rsplit("/", 1)[-1] == "k3s" and toks[i + 1] in ("server", "agent"):
-            args = _until_shell(toks[i + 2 :])
+            args = _until_shell(toks[i + 2 : i + 2 + _MAX_ARGS])
             if args or unit or not any(t.isdigit() for t in toks[:i]):
                 return [toks[i + 1], *args]
             return None  # "PID ... k3s server": a process title, arguments hidden
-    if toks and toks[0].startswith("--") and _k3s_flags(toks):
-        return ["?", *toks]
+    if toks and toks[0].startswith("--") and _k3s_flags(toks[:_MAX_ARGS]):
+        return ["?", *toks[:_MAX_ARGS]]
     return None
+
+
+# More arguments than any k3s command line has; the rest of a longer line (a
+# megabyte of repeated words) is not read, which keeps judging it linear and fast.
+_MAX_ARGS = 1_000
 
 
 def _until_shell(args: list[str]) -> list[str]:
