@@ -12,10 +12,12 @@ kubectl's usual wordings with this project's names.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from meshstack import analyzers
 from meshstack.analyzers import Context, Evidence
 from meshstack.analyzers import kube_apply_error as kae
 from meshstack.verdicts import Finding, Verdict
@@ -279,3 +281,51 @@ def test_arbitrary_text_never_raises(text: str) -> None:
     assert (
         kae.judge(Evidence(text), Context(metallb_version="bogus")).verdict in Verdict
     )
+
+
+# --- linear detection (fresh-user review, item 11) -----------------------------------
+
+# The kinds whose modules were audited for nested or overlapping quantifiers; each
+# must detect and judge a one-megabyte line of a repeated unit in under 2 s. The
+# units are those that drove a quadratic path before: dot leaders (27 s for 100 kB
+# here), blanks and newlines under \s*, JSON openers and nesting, long k3s lines.
+_AUDITED = (
+    "metallb-config",
+    "kube-apply-error",
+    "kube-output",
+    "k3s-log",
+    "zerotier-member",
+    "zerotier-cli",
+    "ip-link",
+)
+_UNITS = (
+    ".",
+    " ",
+    "\n",
+    "{",
+    "[",
+    '["x',
+    "[1,",
+    ".[",
+    "k3s server ",
+    "a: ",
+    "10.0.0.1 ",
+)
+
+
+@pytest.mark.parametrize("unit", _UNITS, ids=repr)
+@pytest.mark.parametrize("kind", _AUDITED)
+def test_a_megabyte_of_one_repeated_unit_is_detected_and_judged_in_under_2s(
+    kind: str, unit: str
+) -> None:
+    text = unit * (1_000_000 // len(unit))
+    analyzer = analyzers.kinds()[kind]
+    ctx = Context(overlay_cidr="10.0.0.0/8", metallb_version="0.14.3")
+
+    started = time.perf_counter()
+    analyzer.detect(Evidence(text))
+    finding = analyzer.judge(Evidence(text), ctx)
+    elapsed = time.perf_counter() - started
+
+    assert finding.verdict in Verdict
+    assert elapsed < 2.0, f"{kind} took {elapsed:.1f} s on {unit!r} x {len(text)}"

@@ -60,7 +60,7 @@ _IFCONFIG = re.compile(r"^([^\s:]+):\s+flags=\d+<([^>]*)>.*?\bmtu (\d+)")
 _IFCONFIG_OLD = re.compile(r"^(\S+)\s+Link encap:")
 _OLD_FLAGS = re.compile(r"^\s+((?:[A-Z]+ )*[A-Z]+)\s+MTU:(\d+)")
 _INET = re.compile(r"^\s+inet6? (?:addr:\s*)?([0-9a-fA-F.:]+)")
-_FLANNEL_ENV = re.compile(r"^\s*FLANNEL_MTU=(\d+)", re.M)
+_FLANNEL_ENV = re.compile(r"^[ \t]*FLANNEL_MTU=(\d+)", re.M)
 _PING = re.compile(
     r"^PING (\S+) \(([^)]*)\)(?: from \S+ \S+)?:? (\d+)(?:\(\d+\))? (?:data )?bytes"
 )

@@ -296,7 +296,7 @@ def metallb_known(ctx: Context) -> bool:
 
 
 def _config_doc(text: str) -> list[str] | None:
-    if not re.search(r"^[\w-]+\s*:", text, re.M):
+    if not re.search(r"^[\w-]+[ \t]*:", text, re.M):
         return None
     try:
         return config_args(yaml.safe_load(text))

@@ -308,7 +308,7 @@ def detect(evidence: Evidence) -> float:
     for line in text.splitlines()[:2000]:
         if _header(line):
             return 0.85
-    if re.search(r"^\s*\$\s*kubectl\s.*\b(get|describe)\b", text, re.M):
+    if re.search(r"^[ \t]*\$[ \t]*kubectl[ \t].*\b(get|describe)\b", text, re.M):
         parsed = parse(text)
         if parsed.rows or parsed.events:
             return 0.7

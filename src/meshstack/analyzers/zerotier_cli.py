@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 NAME = "zerotier-cli"
 
 _STATUS_LINE = re.compile(
-    r"^\s*(\d{3}) (info|status|listnetworks|listpeers|peers|join|leave|listmoons)\b",
+    r"^[ \t]*(\d{3}) (info|status|listnetworks|listpeers|peers|join|leave|listmoons)\b",
     re.M,
 )
 _INFO = re.compile(r"^\s*200 (?:info|status) (\S+) (\S+) (ONLINE|OFFLINE|TUNNELED)\b")
@@ -75,7 +75,7 @@ _PEERS_HEADER = re.compile(r"<ztaddr>.*<link>")
 _PEER_ROW = re.compile(
     r"^\s*([0-9a-fA-F]{10})\s+(\S+)\s+(\S+)\s+(-?\d+)\s+(DIRECT|RELAY)\b\s*(.*)$"
 )
-_DENIED = re.compile(r"^\s*(401)\s+(\S+)", re.M)
+_DENIED = re.compile(r"^[ \t]*(401)[ \t]+(\S+)", re.M)
 _TOKEN = re.compile(
     r"authtoken\.secret not found|missing authentication token"
     r"|authtoken\.secret could not be read",
