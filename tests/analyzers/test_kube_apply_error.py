@@ -286,7 +286,8 @@ def test_arbitrary_text_never_raises(text: str) -> None:
 # --- linear detection (fresh-user review, item 11) -----------------------------------
 
 # The kinds whose modules were audited for nested or overlapping quantifiers; each
-# must detect and judge a one-megabyte line of a repeated unit in under 2 s. The
+# must detect and judge a one-megabyte line of a repeated unit in under 2 s of CPU
+# time (so a busy machine cannot fail it). The
 # units are those that drove a quadratic path before: dot leaders (27 s for 100 kB
 # here), blanks and newlines under \s*, JSON openers and nesting, long k3s lines.
 _AUDITED = (
@@ -322,10 +323,10 @@ def test_a_megabyte_of_one_repeated_unit_is_detected_and_judged_in_under_2s(
     analyzer = analyzers.kinds()[kind]
     ctx = Context(overlay_cidr="10.0.0.0/8", metallb_version="0.14.3")
 
-    started = time.perf_counter()
+    started = time.process_time()
     analyzer.detect(Evidence(text))
     finding = analyzer.judge(Evidence(text), ctx)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
 
     assert finding.verdict in Verdict
     assert elapsed < 2.0, f"{kind} took {elapsed:.1f} s on {unit!r} x {len(text)}"
