@@ -51,6 +51,9 @@ def judge(name: str, now: datetime | None = NOW, **ctx: object):
 
 
 EXPECTED = [
+    # Prefixes only some lines carry, and `gh run view --log` heads (seen by a user).
+    ("mixed_prefix_hidden_failure.txt", Verdict.FAIL, ["viz_extension_not_found"]),
+    ("gh_run_view_log_prefix.txt", Verdict.FAIL, ["viz_extension_not_found"]),
     ("c01_pre_clock_skew.txt", Verdict.FAIL, ["clock_skew"]),
     ("c01_pre_clock_skew_warning.txt", Verdict.WARN, ["clock_skew"]),
     ("c02_pre_rbac_forbidden_cut.txt", Verdict.FAIL, ["rbac_forbidden"]),
@@ -570,10 +573,12 @@ def test_a_failure_behind_a_line_prefix_fails_like_the_bare_output(prefix, glyph
     )
 
 
-def test_a_prefix_on_only_some_lines_is_left_alone():
+def test_a_prefix_on_only_some_lines_is_taken_off_those_lines():
     text = "linkerd-viz\n-----------\n> √ a quoted line\n√ viz is fine\n"
 
-    assert lcr.strip_prefix(text) == text
+    assert lcr.strip_prefix(text) == (
+        "linkerd-viz\n-----------\n√ a quoted line\n√ viz is fine\n"
+    )
 
 
 def test_a_status_line_alone_is_inconclusive_not_a_pass():
@@ -681,3 +686,16 @@ def test_the_dotted_and_json_forms_behind_a_line_prefix_judge_like_bare(name, pr
     finding = lc.judge(Evidence(prefixed), Context(now=NOW))
 
     assert (finding.verdict, finding.reasons) == (bare.verdict, bare.reasons)
+
+
+def test_a_failure_behind_a_prefix_only_some_lines_carry_still_fails() -> None:
+    """An unprefixed healthy section, then a prefixed failing one (stdout and a CI
+    system's timestamped stream interleaved), and `gh run view --log`'s
+    job<TAB>step<TAB>time heads: the × must be read, never a PASS."""
+    from meshstack.analyzers import Context, Evidence
+    from meshstack.analyzers.linkerd_check import judge
+
+    data = Path(__file__).parent / "data" / "linkerd-check"
+    for name in ("mixed_prefix_hidden_failure.txt", "gh_run_view_log_prefix.txt"):
+        f = judge(Evidence((data / name).read_text()), Context())
+        assert f.reasons == ["viz_extension_not_found"], (name, f.to_json())

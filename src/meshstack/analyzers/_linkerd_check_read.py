@@ -49,6 +49,7 @@ _SYSLOG_TIME = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
 _PREFIXES = tuple(
     re.compile(p)
     for p in (
+        rf"^[^\t\n]{{1,200}}\t[^\t\n]{{1,200}}\t{_ISO_TIME} ?",  # gh run view --log
         rf"^(?:{_ISO_TIME}|{_SYSLOG_TIME}) \S+ [\w./@-]+(?:\[\d+\])?: ?",  # journald
         rf"^{_ISO_TIME}(?: |$)",  # GitHub Actions, kubectl logs --timestamps
         r"^\[[^\]\n/]{0,100}/[^\]\n]{1,200}\](?: |$)",  # kubectl --prefix [pod/x/c]
@@ -241,14 +242,13 @@ def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
     return None
 
 
-# TODO: a capture whose lines carry different heads (stdout and stderr
-# interleaved by a CI system, one unprefixed banner among prefixed lines) is not
-# stripped at all; it then reads as nothing and is unrecognised or INCONCLUSIVE,
-# never a false PASS, but the user must strip it by hand.
 def strip_prefix(text: str) -> str:
-    """The text without a line head that every non-blank line carries.
+    """The text without the line heads CI systems, loggers and quoting put in front.
 
-    The last line may lack it (a copy cut mid-prefix); blank lines may too.
+    A head every non-blank line carries is removed from all (the last line may lack
+    it: a copy cut mid-prefix). Where lines carry different heads (stdout and stderr
+    interleaved, an unprefixed banner among prefixed lines), each line loses the
+    head it carries: a check line never starts like one of these heads.
     """
     lines = _ANSI.sub("", text).split("\n")
     body = [ln for ln in lines[:-1] if ln.strip()] or lines[-1:]
@@ -257,7 +257,15 @@ def strip_prefix(text: str) -> str:
     for prefix in _PREFIXES:
         if all(prefix.match(ln) for ln in body):
             return "\n".join(prefix.sub("", ln, count=1) for ln in lines)
-    return text
+    out, changed = [], False
+    for line in lines:
+        for prefix in _PREFIXES:
+            m = prefix.match(line)
+            if m is not None and m.end() > 0:
+                line, changed = line[m.end() :], True
+                break
+        out.append(line)
+    return "\n".join(out) if changed else text
 
 
 def unprefixed(evidence: Evidence) -> Evidence:
