@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     profile_path = args.stack_profile or Path(state.profile)
     lock = RunLock(args.stack_state)
     try:
-        profile = load_profile(profile_path, provider_schemas=False)
+        profile = load_profile(profile_path)
         lock.acquire()
     except (ProfileError, StateError) as exc:
         raise UsageError(str(exc)) from None

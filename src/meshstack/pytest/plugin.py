@@ -150,10 +150,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if run is None:
         return
     if run.worker:
+        # Validated again here: the schemas also fill in the settings' defaults.
         run.stack = Stack(
-            load_profile(run.settings.profile, provider_schemas=False),
-            "existing",
-            run.settings.state,
+            load_profile(run.settings.profile), "existing", run.settings.state
         )
         _record_bundle(run.stack)
         return
