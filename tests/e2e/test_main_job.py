@@ -70,7 +70,7 @@ def test_the_main_job_prints_where_its_single_file_report_is(
     report = Path(lines[-1].split(": ", 1)[1])
     assert report.is_file() and report.stat().st_size > 50_000
     env = (REPO / "reports" / "allure-results" / "environment.properties").read_text()
-    assert "run.id=ms-" in env and "health.slo=PASS" in env
+    assert "run.id=ms-" in env and "health.apps=PASS" in env
 
 
 def test_both_workers_ran_checks_and_the_stack_was_built_once(
