@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.load import KNOWN_PROFILES
+from fixtures.load import parametrize_profiles
 from meshstack.providers.load_locust import finding_from_json
 from meshstack.pytest import judge
 
@@ -26,7 +26,10 @@ def _artifact(record: dict[str, Any], name: str) -> str:
         return f"({path} was not written)"
 
 
-@pytest.mark.parametrize("profile", KNOWN_PROFILES)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_profiles(metafunc)
+
+
 def test_the_achieved_rate_is_within_tolerance_over_the_steady_window(
     load: Any, profile: str
 ) -> None:
