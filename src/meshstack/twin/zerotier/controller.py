@@ -20,6 +20,7 @@ CIDR, and an address is taken from the first pool, lowest free first.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import json
 import logging
@@ -35,6 +36,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 VERSION = "1.14.2"
+
+
+def device(nwid: str, node: str) -> str:
+    """A member's interface key: one per network and node, as real ZeroTier has one
+    device per joined network (leaving one network keeps the others)."""
+    return hashlib.sha1(f"{nwid}:{node}".encode()).hexdigest()[:10]
 
 
 def _now_ms() -> int:
@@ -59,7 +66,7 @@ class Overlay:
     def attach(
         self, netns: str, node_id: str, address: str, prefix: int, mtu: int
     ) -> str:
-        inside, outside = f"zt{node_id}"[:15], f"zv{node_id}"[:15]
+        inside, outside = f"zt{node_id}", f"zv{node_id}"
         self.detach(netns, node_id)
         self._ip(
             "link",
@@ -83,8 +90,8 @@ class Overlay:
         return inside
 
     def detach(self, netns: str, node_id: str) -> None:
-        self._ip("link", "del", f"zv{node_id}"[:15], check=False)
-        self._ip("link", "del", f"zt{node_id}"[:15], netns=netns, check=False)
+        self._ip("link", "del", f"zv{node_id}", check=False)
+        self._ip("link", "del", f"zt{node_id}", netns=netns, check=False)
 
 
 class Controller:
@@ -222,7 +229,7 @@ class Controller:
         member = self.members[nwid].pop(node)
         netns = self.joined.get(nwid, {}).pop(node, None)
         if netns and self.overlay:
-            self.overlay.detach(netns, node)
+            self.overlay.detach(netns, device(nwid, node))
         self._save()
         return member
 
@@ -264,10 +271,14 @@ class Controller:
             address = member["ipAssignments"][0]
             prefix = self._prefix(nwid, address)
             self.overlay.attach(
-                netns, member["id"], address, prefix, self.networks[nwid]["mtu"]
+                netns,
+                device(nwid, member["id"]),
+                address,
+                prefix,
+                self.networks[nwid]["mtu"],
             )
         else:
-            self.overlay.detach(netns, member["id"])
+            self.overlay.detach(netns, device(nwid, member["id"]))
 
     # -- the node side (twin-internal) ---------------------------------------------
     def join(self, nwid: str, node: str, netns: str) -> dict[str, Any]:
@@ -283,7 +294,7 @@ class Controller:
     def leave(self, nwid: str, node: str) -> None:
         netns = self.joined.get(nwid, {}).pop(node, None)
         if netns and self.overlay:
-            self.overlay.detach(netns, node)
+            self.overlay.detach(netns, device(nwid, node))
         self._save()
 
     def netconf(self, nwid: str, node: str) -> dict[str, Any]:
@@ -313,7 +324,7 @@ class Controller:
             "status": status,
             "type": "PRIVATE" if net["private"] else "PUBLIC",
             "mtu": net["mtu"],
-            "portDeviceName": f"zt{node}"[:15],
+            "portDeviceName": f"zt{device(nwid, node)}",
             "mac": "02:" + ":".join(node[i : i + 2] for i in range(0, 10, 2)),
             "assignedAddresses": addresses,
         }
