@@ -83,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from meshstack import ssh
 
     _patch(ssh, "run", "ssh")
+    _patch(ssh, "run_all", "ssh")
     import urllib3
 
     _patch(urllib3.connectionpool.HTTPConnectionPool, "urlopen", "http")

@@ -91,17 +91,42 @@ def run(
     timeout: float = 60.0,
 ) -> Result:
     """Run one command on an instance; raise SSHError if it cannot be reached."""
-    command = argv if isinstance(argv, str) else shlex.join(argv)
-    log.debug("[%s] ssh %s@%s: %s", target.label(), target.user, target.host, command)
-    try:
-        return asyncio.run(
-            asyncio.wait_for(_run(target, command, stdin, timeout), timeout + 5)
+    result = run_all([(target, argv)], timeout=timeout, stdin=stdin)[0]
+    if isinstance(result, SSHError):
+        raise result
+    return result
+
+
+def run_all(
+    jobs: list[tuple[Target, list[str] | str]],
+    timeout: float = 60.0,
+    stdin: str | None = None,
+) -> list[Result | SSHError]:
+    """Run several commands at once, each over its own connection; per job, its
+    result or the SSHError saying why its instance could not be reached."""
+
+    async def one(target: Target, command: str) -> Result | SSHError:
+        log.debug(
+            "[%s] ssh %s@%s: %s", target.label(), target.user, target.host, command
         )
-    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
-        raise SSHError(
-            f"[{target.label()}] cannot run `{command}` over SSH at "
-            f"{target.user}@{target.host}:{target.port}: {type(exc).__name__}: {exc}"
-        ) from None
+        try:
+            return await asyncio.wait_for(
+                _run(target, command, stdin, timeout), timeout + 5
+            )
+        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            return SSHError(
+                f"[{target.label()}] cannot run `{command}` over SSH at "
+                f"{target.user}@{target.host}:{target.port}: {type(exc).__name__}: {exc}"
+            )
+
+    async def every() -> list[Result | SSHError]:
+        return list(
+            await asyncio.gather(
+                *(one(t, a if isinstance(a, str) else shlex.join(a)) for t, a in jobs)
+            )
+        )
+
+    return asyncio.run(every())
 
 
 def reachable(target: Target, timeout: float = 5.0) -> bool:

@@ -18,7 +18,7 @@ def test_every_node_is_an_authorized_member_with_an_address_in_the_range(
 ) -> None:
     docs = overlay.member_documents()
     judge(
-        overlay.judge_members(),
+        overlay.judge_members(docs),
         attachments={"controller members (JSON)": json.dumps(docs, indent=2)},
     )
 
@@ -26,8 +26,10 @@ def test_every_node_is_an_authorized_member_with_an_address_in_the_range(
 def test_every_node_holds_its_network_configuration(overlay: Any) -> None:
     outputs = overlay.listnetworks()
     judge(
-        overlay.judge_nodes(),
-        attachments={f"zerotier-cli listnetworks on {n}": t for n, t in outputs.items()},
+        overlay.judge_nodes(outputs),
+        attachments={
+            f"zerotier-cli listnetworks on {n}": t for n, t in outputs.items()
+        },
     )
 
 

@@ -41,7 +41,16 @@ class Run:
         raise AssertionError(f"no run id in the output of {self.argv}:\n{self.tail()}")
 
     def tail(self, lines: int = 80) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
+        """What explains a run: the harness's own lines and pytest's summary of
+        outcomes (a warnings summary can be long enough to push both out of a
+        plain tail)."""
+        out = self.output.splitlines()
+        own = [line for line in out if line.startswith("[meshstack]")][-lines:]
+        summary = next(
+            (i for i, line in enumerate(out) if "short test summary info" in line),
+            max(0, len(out) - lines),
+        )
+        return "\n".join([*own, "...", *out[summary:][-lines:]])
 
     def junit(self) -> dict[str, dict[str, str]]:
         """Each test case of the run: its outcome and message, by node id."""
@@ -85,7 +94,7 @@ def run_suites(tmp: Path, *args: str, timeout: float = RUN_TIMEOUT) -> Run:
         f"--stack-state={tmp / 'state.json'}",
         f"--junitxml={tmp / 'junit.xml'}",
         f"--alluredir={tmp / 'allure-results'}",
-        "-rs",
+        "-rfEs",
         *args,
     ]
     proc = subprocess.run(

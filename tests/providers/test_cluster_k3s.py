@@ -10,9 +10,6 @@ stacks/local/install-k3s.sh, which starts the k3s twin.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 
 from meshstack.providers.base import LayerState, ProviderError, StackContext
 from meshstack.providers.cluster_k3s import PROVIDER, K3sCluster
+from tests.sshd_support import free_port, running_sshd
 
 REPO = Path(__file__).resolve().parents[2]
 SSH_IP, SERVER_IP, AGENT_IP = "127.0.40.1", "127.0.40.11", "127.0.40.12"
@@ -32,44 +30,10 @@ FAST_ENV = {
 }
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    assert done.returncode == 0, f"{argv} exited {done.returncode}: {done.stderr}"
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A real sshd on a loopback address that accepts one generated key for root."""
-    d = tmp_path_factory.mktemp("sshd")
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")])
-    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")])
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
-    port = _free_port(SSH_IP)
-    (d / "sshd_config").write_text(
-        f"ListenAddress {SSH_IP}:{port}\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        f"PidFile {d / 'sshd.pid'}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-    )
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((SSH_IP, port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield {"port": port, "key": str(d / "client")}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_sshd(tmp_path_factory.mktemp("sshd"), SSH_IP) as server:
+        yield server
 
 
 def _ctx(tmp: Path, sshd: dict[str, Any]) -> StackContext:
@@ -156,7 +120,7 @@ def provisioned(
     """A cluster the provider installed on the two loopback 'instances'."""
     tmp = tmp_path_factory.mktemp("cluster")
     ctx = _ctx(tmp, sshd)
-    provider = PROVIDER(_settings(tmp, _free_port(SERVER_IP)), ctx)
+    provider = PROVIDER(_settings(tmp, free_port(SERVER_IP)), ctx)
     try:
         provider.provision()
         yield provider
@@ -259,7 +223,7 @@ def test_the_named_checks_judge_the_live_cluster(provisioned):
 
 def test_teardown_uninstalls_every_node_it_installed(sshd, tmp_path):
     ctx = _ctx(tmp_path, sshd)
-    provider = PROVIDER(_settings(tmp_path, _free_port(SERVER_IP)), ctx)
+    provider = PROVIDER(_settings(tmp_path, free_port(SERVER_IP)), ctx)
     provider.provision()
     pid_files = [tmp_path / f"nodes/{n}/run/k3s.pid" for n in ("node-1", "node-2")]
     pids = [int(p.read_text()) for p in pid_files]

@@ -114,7 +114,9 @@ class LocalEnv:
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if _alive(pid):
-                log.warning("[%s] pid %d ignored SIGTERM for %.0fs: SIGKILL", name, pid, timeout)
+                log.warning(
+                    "[%s] pid %d ignored SIGTERM for %.0fs: SIGKILL", name, pid, timeout
+                )
                 _signal_group(pid, signal.SIGKILL)
                 _wait_gone(pid, 5.0)
         self.pidfile(name).unlink(missing_ok=True)

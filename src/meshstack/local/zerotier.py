@@ -17,6 +17,7 @@ import time
 import urllib.request
 from typing import Any
 
+from meshstack.local import bridge
 from meshstack.local.env import LocalEnv, LocalStackError
 
 BRIDGE = "msovl0"
@@ -35,21 +36,6 @@ def _free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _bridge_up(env: LocalEnv) -> None:
-    if env.run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
-        env.run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-        env.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE])
-    env.run(["ip", "link", "set", BRIDGE, "up"])
-
-
-def _bridge_down(env: LocalEnv) -> None:
-    res = env.run(["ip", "-o", "link", "show", "master", BRIDGE], check=False)
-    for line in res.stdout.splitlines():
-        port = line.split(":", 2)[1].strip().split("@", 1)[0]
-        env.run(["ip", "link", "del", port], check=False)
-    env.run(["ip", "link", "del", BRIDGE], check=False)
 
 
 def _write_cli(env: LocalEnv, url: str) -> None:
@@ -80,7 +66,7 @@ def start(env: LocalEnv) -> dict[str, Any]:
     if not token_file.exists():
         token_file.write_text(secrets.token_hex(24) + "\n")
         token_file.chmod(0o600)
-    _bridge_up(env)
+    bridge.claim(env, BRIDGE, BRIDGE_ADDRESS)
     env.spawn(
         NAME,
         [
@@ -133,7 +119,7 @@ def _get(url: str, token: str) -> Any:
 
 def stop(env: LocalEnv) -> None:
     env.kill(NAME)
-    _bridge_down(env)
+    bridge.release(env, BRIDGE)
     for name in ("controller.json", "controller.tmp"):
         (env.root / "zerotier" / name).unlink(missing_ok=True)
 

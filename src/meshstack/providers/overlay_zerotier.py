@@ -234,29 +234,45 @@ class ZeroTierOverlay(Provider):
         ]
 
     def listnetworks(self) -> dict[str, str]:
-        """Each node's `zerotier-cli listnetworks` output, by node name."""
-        return {
-            t.label(): self._node(t, "listnetworks").stdout for t in self._targets()
-        }
-
-    def ping_matrix(self) -> dict[str, dict[str, bool]]:
-        """Whether each member reaches each other member's overlay address."""
-        members = self.state.outputs.get("members", [])
-        out: dict[str, dict[str, bool]] = {}
-        for target in self._targets():
-            out[target.label()] = {}
-            for m in members:
-                if m["name"] == target.label():
-                    continue
-                res = ssh.run(
-                    target, ["ping", "-c", "1", "-W", "2", m["address"]], timeout=15
-                )
-                out[target.label()][m["name"]] = res.ok
+        """Each node's `zerotier-cli listnetworks` output, by node name (all nodes
+        asked at once)."""
+        targets = self._targets()
+        results = ssh.run_all(
+            [(t, [*self._cli(), "listnetworks"]) for t in targets],
+            timeout=self.settings["api_timeout"] + 20,
+        )
+        out = {}
+        for target, res in zip(targets, results, strict=True):
+            if isinstance(res, ssh.SSHError):
+                raise res
+            out[target.label()] = res.stdout
         return out
 
-    def judge_members(self) -> Finding:
+    def ping_matrix(self) -> dict[str, dict[str, bool]]:
+        """Whether each member reaches each other member's overlay address (all
+        pairs probed at once)."""
+        members = self.state.outputs.get("members", [])
+        pairs = [
+            (target, m)
+            for target in self._targets()
+            for m in members
+            if m["name"] != target.label()
+        ]
+        results = ssh.run_all(
+            [(t, ["ping", "-c", "1", "-W", "2", m["address"]]) for t, m in pairs],
+            timeout=15,
+        )
+        out: dict[str, dict[str, bool]] = {t.label(): {} for t in self._targets()}
+        for (target, m), res in zip(pairs, results, strict=True):
+            if isinstance(res, ssh.SSHError):
+                raise res
+            out[target.label()][m["name"]] = res.ok
+        return out
+
+    def judge_members(self, docs: list[dict[str, Any]] | None = None) -> Finding:
+        """Judge the controller's member documents (read now unless given)."""
         ctx = Context(overlay_cidr=self.state.outputs.get("cidr"))
-        docs = self.member_documents()
+        docs = self.member_documents() if docs is None else docs
         kind = analyzers.get("zerotier-member")
         found = [
             kind.judge(Evidence(text=json.dumps(d), name=f"member {d.get('id')}"), ctx)
@@ -268,10 +284,11 @@ class ZeroTierOverlay(Provider):
             return f
         return merge("overlay", found, kind="zerotier-member")
 
-    def judge_nodes(self) -> Finding:
+    def judge_nodes(self, outputs: dict[str, str] | None = None) -> Finding:
+        """Judge each node's listnetworks output (read now unless given)."""
         ctx = Context(overlay_cidr=self.state.outputs.get("cidr"))
         kind = analyzers.get("zerotier-cli")
-        outputs = self.listnetworks()
+        outputs = self.listnetworks() if outputs is None else outputs
         return merge(
             "overlay",
             [

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from meshstack import clock
+from meshstack.local import bridge
 from meshstack.local.env import LocalEnv, LocalStackError
 from meshstack.local.openstack import bootstrap, config, image, servers, services
 from meshstack.local.openstack.config import HOST, PORTS, Layout, Secrets
@@ -177,11 +178,7 @@ def _preflight(env: LocalEnv) -> None:
             f"({', '.join(running)}); use it as it is, or run `meshstack local down` "
             "and start again"
         )
-    if servers.bridge_exists(env):
-        raise LocalStackError(
-            f"bridge {servers.BRIDGE} exists but no cloud daemon runs: a previous "
-            "stack was not removed; run `meshstack local down` first"
-        )
+    bridge.check_free(env, servers.BRIDGE)
     taken = [f"{HOST}:{port} ({name})" for name, port in PORTS.items() if _taken(port)]
     if taken:
         raise LocalStackError(

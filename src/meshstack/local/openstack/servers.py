@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from meshstack.local import bridge
 from meshstack.local.env import LocalEnv
 from meshstack.local.openstack.config import Layout
 from meshstack.wait import WaitTimeout, wait_for
@@ -28,32 +29,15 @@ KILL_TIMEOUT = 5.0
 
 
 def bridge_exists(env: LocalEnv) -> bool:
-    res = env.run(["ip", "-o", "link", "show", "dev", BRIDGE], check=False, timeout=10)
-    return res.returncode == 0
-
-
-def _marker(env: LocalEnv) -> Path:
-    """Present while this root's cloud owns the bridge (another root's is never
-    touched)."""
-    return env.root / "openstack" / "bridge.owned"
+    return bridge.exists(env, BRIDGE)
 
 
 def create_bridge(env: LocalEnv) -> None:
-    _marker(env).parent.mkdir(parents=True, exist_ok=True)
-    _marker(env).write_text(BRIDGE + "\n")
-    env.run(["ip", "link", "add", BRIDGE, "type", "bridge"], timeout=10)
-    env.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], timeout=10)
-    env.run(["ip", "link", "set", BRIDGE, "up"], timeout=10)
-    log.info("[openstack/%s] bridge up with %s", BRIDGE, BRIDGE_ADDRESS)
+    bridge.claim(env, BRIDGE, BRIDGE_ADDRESS)
 
 
 def delete_bridge(env: LocalEnv) -> None:
-    if not _marker(env).exists():
-        return
-    if bridge_exists(env):
-        env.run(["ip", "link", "del", BRIDGE], timeout=10)
-        log.info("[openstack/%s] bridge removed", BRIDGE)
-    _marker(env).unlink()
+    bridge.release(env, BRIDGE)
 
 
 def recorded(layout: Layout) -> list[dict[str, Any]]:
