@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from meshstack import yamlio
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
 from meshstack.analyzers.k3s_log import config_args, redact, servicelb_disabled
 from meshstack.verdicts import Finding
@@ -107,7 +108,7 @@ def _load_chunk(chunk: str) -> object:
     lines = chunk.splitlines()
     for _ in range(6):
         try:
-            return yaml.safe_load("\n".join(lines))
+            return yamlio.load("\n".join(lines))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             bad = mark.line if mark is not None else len(lines) - 1

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
-from meshstack import clock
+from meshstack import clock, yamlio
 from meshstack.providers.base import Provider, ProviderError
 from meshstack.providers.kube_apply import KubeClient, delete_recorded
 from meshstack.verdicts import Finding, harness_error, merge
@@ -64,7 +64,7 @@ def load_manifests(folder: Path) -> list[dict[str, Any]]:
     for file in sorted(folder.glob("*.yaml")):
         if file.name == ROUTES_FILE:
             continue
-        for doc in yaml.safe_load_all(file.read_text(encoding="utf-8")):
+        for doc in yamlio.load_all(file.read_text(encoding="utf-8")):
             if isinstance(doc, dict) and doc.get("kind"):
                 docs.append(doc)
     if not docs:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-import yaml
 from kubernetes import client, config, dynamic, watch
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from meshstack import clock
+from meshstack import clock, yamlio
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +111,24 @@ class KubeClient:
         Waits hand this to ``wait_for`` as part of their probe, so they react to
         the API's events instead of polling on a fixed interval.
         """
-        rv = self.core.list_namespaced_pod(ns).metadata.resource_version
+        self.await_change(self.core.list_namespaced_pod, ns, timeout, "pods")
+
+    def await_change(
+        self, list_fn: Callable[..., Any], ns: str, timeout: float, what: str
+    ) -> None:
+        """Block until an object that ``list_fn`` lists in ``ns`` changes, or
+        ``timeout`` passes (see :meth:`await_pod_change`)."""
+        rv = list_fn(ns).metadata.resource_version
         w = watch.Watch()
-        log.debug("WATCH pods in %s from %s (%.0fs)", ns, rv, timeout)
+        log.debug("WATCH %s in %s from %s (%.0fs)", what, ns, rv, timeout)
         try:
             for _ in w.stream(
-                self.core.list_namespaced_pod,
-                ns,
-                resource_version=rv,
-                timeout_seconds=max(1, int(timeout)),
+                list_fn, ns, resource_version=rv, timeout_seconds=max(1, int(timeout))
             ):
                 break
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # a watch the server closed early only ends this wait; the caller looks
-            log.debug("WATCH pods in %s ended early: %s", ns, exc)
+            log.debug("WATCH %s in %s ended early: %s", what, ns, exc)
         finally:
             w.stop()
 
@@ -146,7 +150,7 @@ class KubeClient:
 
 def objects_yaml(objs: list[dict[str, Any]]) -> str:
     """Objects as one `kind: List` YAML document, as `kubectl get -o yaml` prints."""
-    return yaml.safe_dump(
+    return yamlio.dump(
         {"apiVersion": "v1", "kind": "List", "items": objs}, sort_keys=False
     )
 

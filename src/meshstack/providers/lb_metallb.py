@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from meshstack import analyzers, clock
+from meshstack import analyzers, clock, yamlio
 from meshstack.analyzers import Context, Evidence
 from meshstack.providers.base import Provider, ProviderError
 from meshstack.providers.kube_apply import (
@@ -109,7 +109,7 @@ def manifest_documents(path: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{path}: no *.yaml manifests; set layers.lb.manifests")
     docs = []
     for f in files:
-        docs += [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if d]
+        docs += [d for d in yamlio.load_all(f.read_text(encoding="utf-8")) if d]
     return docs
 
 

@@ -230,7 +230,7 @@ class MetalLBChecks:
         meta = svc["metadata"]
         core = self.kube.core
 
-        def probe() -> str | None:
+        def current() -> str | None:
             got = core.read_namespaced_service(meta["name"], meta["namespace"])
             ingress = (
                 (got.status.load_balancer.ingress or [])
@@ -239,13 +239,24 @@ class MetalLBChecks:
             )
             return ingress[0].ip if ingress else None
 
+        def probe() -> str | None:
+            # No address yet: wait for the next change to a Service there (a watch),
+            # not for a fixed interval, then look again.
+            ip = current()
+            if ip is None:
+                self.kube.await_change(
+                    core.list_namespaced_service, meta["namespace"], 2.0, "services"
+                )
+                ip = current()
+            return ip
+
         try:
             ip = wait_for(
                 f"[{meta['namespace']}/{meta['name']}] LoadBalancer address",
                 probe,
                 lambda v: bool(v),
                 self.settings["ip_allocation_timeout"],
-                interval=0.5,
+                interval=0.0,
                 retry_on=(client.ApiException,),
             )
         except WaitTimeout:

@@ -17,10 +17,9 @@ import shlex
 import subprocess
 from typing import Any
 
-import yaml
 from kubernetes import client
 
-from meshstack import analyzers, clock
+from meshstack import analyzers, clock, yamlio
 from meshstack.analyzers import Context, Evidence
 from meshstack.analyzers.injector_log import misplacements
 from meshstack.providers.base import Provider, ProviderError
@@ -206,7 +205,7 @@ class LinkerdProvider(Provider):
             )
 
     def _apply_output(self, text: str) -> None:
-        for doc in (d for d in yaml.safe_load_all(text) if isinstance(d, dict)):
+        for doc in (d for d in yamlio.load_all(text) if isinstance(d, dict)):
             meta = doc["metadata"]
             rid = f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/")
             try:
@@ -383,7 +382,7 @@ class LinkerdProvider(Provider):
             )
         attachments = {
             "events and injector log": text[-20000:],
-            "namespace and workloads": yaml.safe_dump(objs)[:20000],
+            "namespace and workloads": yamlio.dump(objs)[:20000],
         }
         return attachments, out
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from functools import partial
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 

@@ -30,9 +30,12 @@ from meshstack.twin.kube.logserver import LogServer
 from meshstack.twin.kube.podrun import NodeInfo, PodRun, build_containers, new_plan
 from meshstack.twin.kube.podstatus import pod_status
 from meshstack.twin.kube.rawapi import raw
-from meshstack.twin.kube.runtime import kill_recorded
+from meshstack.twin.kube.runtime import PortPool, kill_recorded
 
 log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 5
+START_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Kubelet:
         self.stopping = threading.Event()
         self.logs = LogServer(cfg.node.ip, cfg.kubelet_port, self)
         self._sent: dict[str, Any] = {}
+        self.ports = PortPool(cfg.node.ip)
 
     @property
     def name(self) -> str:
@@ -161,34 +165,61 @@ class Kubelet:
         threading.Thread(target=self._start_run, args=(run,), daemon=True).start()
 
     def _start_run(self, run: PodRun) -> None:
-        try:
-            plan = new_plan(run)
-            annotations = {
-                PORT_MAP_ANNOTATION: json.dumps(
-                    {str(k): v for k, v in plan.published.items()}
-                )
-            }
-            self.core.patch_namespaced_pod(
-                run.name, run.ns, {"metadata": {"annotations": annotations}}
-            )
-            missing = build_containers(run, self.images, self.core)
-            run.start_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            for image in missing:
-                self._image_missing(run, image)
-            if missing:
+        """Start the pod's containers; a failed start (the API server busy, say) is
+        tried again a few times rather than leaving the pod Pending for good."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_once(run)
                 return
-            run.dir.mkdir(parents=True, exist_ok=True)
-            run.started = time.monotonic()
-            for c in run.containers.values():
-                c.start()
-            log.info(
-                "[%s/%s] started %d container(s)", run.ns, run.name, len(run.containers)
+            except Exception:
+                log.exception(
+                    "[%s/%s] could not start the pod (attempt %d of %d)",
+                    run.ns,
+                    run.name,
+                    attempt,
+                    START_ATTEMPTS,
+                )
+                self._undo_start(run)
+            with self.lock:
+                wanted = run.pod["metadata"]["uid"] in self.runs
+            if not wanted or self.stopping.wait(START_RETRY_SECONDS):
+                return
+        log.error(
+            "[%s/%s] gave up starting the pod; it stays Pending", run.ns, run.name
+        )
+
+    def _start_once(self, run: PodRun) -> None:
+        plan = new_plan(run, self.ports)
+        annotations = {
+            PORT_MAP_ANNOTATION: json.dumps(
+                {str(k): v for k, v in plan.published.items()}
             )
-            self._write_target(run)
-        except Exception:
-            log.exception(
-                "[%s/%s] could not start the pod; it stays Pending", run.ns, run.name
-            )
+        }
+        self.core.patch_namespaced_pod(
+            run.name, run.ns, {"metadata": {"annotations": annotations}}
+        )
+        missing = build_containers(run, self.images, self.core)
+        run.start_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for image in missing:
+            self._image_missing(run, image)
+        if missing:
+            return
+        run.dir.mkdir(parents=True, exist_ok=True)
+        run.started = time.monotonic()
+        for c in run.containers.values():
+            c.start()
+        log.info(
+            "[%s/%s] started %d container(s)", run.ns, run.name, len(run.containers)
+        )
+        self._write_target(run)
+
+    def _undo_start(self, run: PodRun) -> None:
+        """Stop what a failed start began and give its ports back."""
+        for c in run.containers.values():
+            c.stop(self.cfg.stop_grace)
+        if run.plan is not None:
+            self.ports.give_back(run.plan.pooled)
+            run.plan.pooled.clear()  # never twice: another pod may hold them by then
 
     def _image_missing(self, run: PodRun, image: str) -> None:
         for c in run.pod["spec"].get("containers") or []:
@@ -201,8 +232,7 @@ class Kubelet:
         log.warning("[%s/%s] image %s is not in the image map", run.ns, run.name, image)
 
     def _stop_run(self, run: PodRun) -> None:
-        for c in run.containers.values():
-            c.stop(self.cfg.stop_grace)
+        self._undo_start(run)
         self._remove_target(run)
         self._sent.pop(run.pod["metadata"]["uid"], None)
         log.info("[%s/%s] stopped", run.ns, run.name)

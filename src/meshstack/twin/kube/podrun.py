@@ -24,7 +24,13 @@ from kubernetes import client
 
 from meshstack.twin.kube.images import ImageMap
 from meshstack.twin.kube.rawapi import raw
-from meshstack.twin.kube.runtime import Container, PortPlan, is_proxy, plan_ports
+from meshstack.twin.kube.runtime import (
+    Container,
+    PortPlan,
+    PortPool,
+    is_proxy,
+    plan_ports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +231,8 @@ def _base_env(run: PodRun, tag: str) -> dict[str, str]:
     }
 
 
-def new_plan(run: PodRun) -> PortPlan:
-    run.plan = plan_ports(run.pod["spec"], run.node.ip)
+def new_plan(run: PodRun, pool: PortPool) -> PortPlan:
+    run.plan = plan_ports(run.pod["spec"], pool)
     return run.plan
 
 

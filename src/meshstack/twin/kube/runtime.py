@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +27,55 @@ PROXY_IMAGE = "cr.l5d.io/linkerd/proxy"
 PROXY_ADMIN_PORT = 4191
 
 
-def free_port(host: str) -> int:
+class PortPool:
+    """The node ports this node's pods listen on, handed out one owner at a time.
+
+    They come from a range below the kernel's ephemeral ports (32768 and up by
+    default), so no outgoing connection of the node can take a pod's port as its
+    source port between the plan and the container's bind; a port stays taken
+    until its pod stops, and each is checked free with a bind (on the node's
+    address and on loopback, where a meshed app listens) before it is given. Each
+    pool starts at a random place in the range, so that kubelets sharing one
+    network namespace (as in the twin's own tests) rarely reach for the same port.
+    """
+
+    FIRST, LAST = 20000, 29999
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._taken: set[int] = set()
+        self._next = self.FIRST + random.randrange(self.LAST - self.FIRST + 1)
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            for _ in range(self.LAST - self.FIRST + 1):
+                port, self._next = self._next, self._next + 1
+                if self._next > self.LAST:
+                    self._next = self.FIRST + random.randrange(
+                        self.LAST - self.FIRST + 1
+                    )
+                if port not in self._taken and all(
+                    _bindable(h, port) for h in (self.host, "127.0.0.1")
+                ):
+                    self._taken.add(port)
+                    return port
+        raise RuntimeError(
+            f"no free pod port left on {self.host} in {self.FIRST}-{self.LAST}"
+        )
+
+    def give_back(self, ports: list[int]) -> None:
+        with self._lock:
+            self._taken.difference_update(ports)
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def is_proxy(container: dict[str, Any]) -> bool:
@@ -48,9 +96,18 @@ class PortPlan:
     )  # cport -> port clients dial
     inbound: list[tuple[int, int]] = field(default_factory=list)  # proxy (listen, app)
     admin_port: int | None = None
+    pooled: list[int] = field(default_factory=list)  # given back when the pod stops
+
+    def taking_from(self, pool: PortPool) -> Callable[[], int]:
+        def take() -> int:
+            port = pool.take()
+            self.pooled.append(port)
+            return port
+
+        return take
 
 
-def plan_ports(spec: dict[str, Any], host: str) -> PortPlan:
+def plan_ports(spec: dict[str, Any], pool: PortPool) -> PortPlan:
     """Pick node ports for a pod's containerPorts.
 
     A hostPort is used as is. Other ports get a free port on the node. In a meshed
@@ -59,20 +116,21 @@ def plan_ports(spec: dict[str, Any], host: str) -> PortPlan:
     pod publishes for P, as iptables makes the proxy the front of a real pod.
     """
     plan = PortPlan()
+    free_port = plan.taking_from(pool)
     meshed = any(is_proxy(c) for c in spec.get("containers") or [])
     for c in spec.get("containers") or []:
         ports = plan.listen.setdefault(c["name"], {})
         for p in c.get("ports") or []:
             cport = int(p["containerPort"])
-            ports[cport] = int(p.get("hostPort") or free_port(host))
+            ports[cport] = int(p.get("hostPort") or free_port())
             if meshed and not is_proxy(c) and not p.get("hostPort"):
-                front = free_port(host)
+                front = free_port()
                 plan.inbound.append((front, ports[cport]))
                 plan.published[cport] = front
             else:
                 plan.published[cport] = ports[cport]
         if is_proxy(c):
-            plan.admin_port = ports.get(PROXY_ADMIN_PORT) or free_port(host)
+            plan.admin_port = ports.get(PROXY_ADMIN_PORT) or free_port()
             ports[PROXY_ADMIN_PORT] = plan.admin_port
             plan.published[PROXY_ADMIN_PORT] = plan.admin_port
     return plan
