@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client
 
 from meshstack.twin import metallb as m
+from meshstack.twin.kube.forward import relay
 from meshstack.twin.metallb_controller import (
     api,
     current_ip,
@@ -81,12 +82,7 @@ class Forwarder:
             except OSError:
                 continue
             self.turn += 1
-            upstream.settimeout(None)
-            # A relay must not hold small writes back (Nagle): ~40 ms a request.
-            for s in (conn, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_pump, args=(conn, upstream), daemon=True).start()
-            _pump(upstream, conn)
+            relay(conn, upstream)
             return
         conn.close()
 
@@ -98,20 +94,6 @@ class Forwarder:
         except OSError:
             pass
         self.sock.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _node_ready(node: Any) -> bool:

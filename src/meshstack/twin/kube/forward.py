@@ -27,6 +27,24 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
+def relay(conn: socket.socket, up: socket.socket) -> None:
+    """Copy bytes both ways until each side has finished sending, then close both.
+
+    Each direction half-closes its destination when its source ends, so a client
+    that shuts its write side still reads the whole answer.
+    """
+    up.settimeout(None)
+    # A relay must not hold small writes back (Nagle): ~40 ms a request.
+    for s in (conn, up):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t = threading.Thread(target=_pump, args=(conn, up), daemon=True)
+    t.start()
+    _pump(up, conn)
+    t.join(timeout=60)
+    conn.close()
+    up.close()
+
+
 class Forwarder:
     """Listens on ``host:port``; each connection goes to the next backend."""
 
@@ -75,17 +93,8 @@ class Forwarder:
         target = backends[next(self._rr) % len(backends)]
         try:
             up = socket.create_connection(target, timeout=self.connect_timeout)
-            up.settimeout(None)
-            # A relay must not hold small writes back (Nagle): ~40 ms a request.
-            for s in (conn, up):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             log.debug("%s:%d -> %s:%d failed: %s", self.host, self.port, *target, exc)
             conn.close()
             return
-        t = threading.Thread(target=_pump, args=(conn, up), daemon=True)
-        t.start()
-        _pump(up, conn)
-        t.join(timeout=60)
-        conn.close()
-        up.close()
+        relay(conn, up)

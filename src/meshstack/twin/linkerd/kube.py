@@ -14,6 +14,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from meshstack.providers.kube_apply import KubeClient
+
 __all__ = ["ApiException", "Kube", "NoKubeconfig", "connect"]
 
 
@@ -22,20 +24,12 @@ class NoKubeconfig(Exception):
 
 
 @dataclass
-class Kube:
-    """The official client for one kubeconfig; API groups typed loosely (``Any``)
-    because the checks read optional model fields the way the real CLI does."""
+class Kube(KubeClient):
+    """The harness's client for one kubeconfig, with the further API groups the
+    checks read; typed loosely (``Any``) because the checks read optional model
+    fields the way the real CLI does."""
 
-    api: client.ApiClient
-    path: str
-
-    @property
-    def core(self) -> Any:
-        return client.CoreV1Api(self.api)
-
-    @property
-    def apps(self) -> Any:
-        return client.AppsV1Api(self.api)
+    path: str = ""
 
     @property
     def ext(self) -> Any:
