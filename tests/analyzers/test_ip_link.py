@@ -10,7 +10,6 @@ sizes C17 reports (1354 passes, 1355 does not over a 1448-byte underlay).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -225,14 +224,6 @@ def test_losses_at_random_sizes_are_not_called_a_blackhole():
     f = il.judge(Evidence(lost_1000), Context())
 
     assert "pmtu_blackhole" not in f.reasons
-
-
-@pytest.mark.parametrize("name", sorted(p.name for p in HERE.iterdir()))
-def test_detection_reads_content_not_the_file_name(name: str, tmp_path: Path):
-    renamed = tmp_path / "node-1.out"
-    shutil.copy(HERE / name, renamed)
-
-    assert il.detect(Evidence.from_path(renamed)) >= 0.5
 
 
 def _other_inputs() -> list[tuple[str, str]]:

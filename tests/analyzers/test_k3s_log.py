@@ -110,11 +110,22 @@ def test_c13a_advertising_the_overlay_without_node_ip_or_iface_warns() -> None:
     assert f.reasons == ["overlay_flags_incomplete"]
 
 
-def test_c13a_without_an_overlay_cidr_hints_that_it_could_not_judge() -> None:
+def test_c13a_without_an_overlay_cidr_is_inconclusive_and_says_what_to_give() -> None:
+    # Nothing on that line can be judged without the overlay's range: not a pass.
     f = judge("c13a-server-flags-advertise-only.txt")
 
-    assert f.verdict is Verdict.PASS
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["context_missing"])
     assert any("--overlay-cidr" in h for h in f.hints)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["--flannel-iface", "k3s server", "/usr/local/bin/k3s agent --token-file /t"],
+)
+def test_a_command_line_with_nothing_judgeable_is_never_a_pass(text: str) -> None:
+    f = kl.judge(Evidence(text), Context())
+
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["context_missing"])
 
 
 def test_c13b_node_ip_and_flannel_iface_together_pass() -> None:
@@ -242,11 +253,6 @@ FOREIGN = {
     ),
     "helm values": "controller:\n  image:\n    tag: v0.12.1\nspeaker: {}\n",
 }
-
-
-@pytest.mark.parametrize("path", sorted(HERE.iterdir()), ids=lambda p: p.name)
-def test_every_fixture_is_detected_by_content_under_any_name(path: Path) -> None:
-    assert kl.detect(Evidence(path.read_text(), name="renamed.csv")) >= 0.6
 
 
 @pytest.mark.parametrize("text", FOREIGN.values(), ids=list(FOREIGN))

@@ -326,13 +326,6 @@ FOREIGN = {
 }
 
 
-@pytest.mark.parametrize("path", sorted(HERE.iterdir()), ids=lambda p: p.name)
-def test_every_fixture_is_detected_by_content_under_any_name(path: Path) -> None:
-    evidence = Evidence(path.read_text(), name="renamed.txt")
-
-    assert mc.detect(evidence) >= 0.9
-
-
 @pytest.mark.parametrize("text", FOREIGN.values(), ids=list(FOREIGN))
 def test_other_inputs_score_zero(text: str) -> None:
     assert mc.detect(Evidence(text)) == 0.0

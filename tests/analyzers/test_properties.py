@@ -208,6 +208,27 @@ def test_a_passing_fixture_is_never_a_harness_error_when_its_kind_is_named(
     assert named.verdict is not Verdict.HARNESS_ERROR, named.hints
 
 
+# Names that say nothing, or the wrong thing, about what a file holds.
+_MISLEADING_NAMES = ("notes", "artifact-0001.bin", "capture.json", "renamed.csv")
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.id for f in FIXTURES])
+def test_every_fixture_is_detected_as_its_kind_whatever_it_is_called(
+    fixture: Fixture, tmp_path: Path
+) -> None:
+    for name in _MISLEADING_NAMES:
+        target = tmp_path / name
+        if fixture.path.is_dir():
+            shutil.copytree(fixture.path, target)
+        else:
+            shutil.copyfile(fixture.path, target)
+
+        found = analyzers.detect(Evidence.from_path(target, name=name))
+
+        assert found is not None, f"{fixture.id} renamed {name!r}: no kind detected"
+        assert found.name == fixture.kind, f"{fixture.id} renamed {name!r}"
+
+
 _NAME = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=24)
 
 
@@ -228,3 +249,26 @@ def test_every_fixture_is_detected_as_its_kind_under_any_name(
 
     assert found is not None, f"{fixture.id} renamed {name!r}: no kind detected"
     assert found.name == fixture.kind, f"{fixture.id} renamed {name!r}"
+
+
+# Nesting deeper than Python's recursion limit: JSON and YAML parsers recurse.
+_DEEP = {
+    "json arrays": "[" * 50_000,
+    "json objects": '{"a":' * 20_000,
+    "yaml sequences": "- " * 50_000,
+    "yaml flow": "a: " + "[" * 50_000,
+}
+
+
+@pytest.mark.parametrize(
+    "kind", sorted(k for k, v in all_kinds().items() if not v.directory)
+)
+@pytest.mark.parametrize("text", _DEEP.values(), ids=_DEEP.keys())
+def test_input_nested_deeper_than_the_stack_is_judged_without_error(
+    kind: str, text: str
+) -> None:
+    evidence = Evidence(text=text, name="deep")
+
+    analyzers.get(kind).detect(evidence)
+
+    assert analyzers.analyze(evidence, Context(), kind=kind).verdict is not Verdict.PASS

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,9 +157,7 @@ def test_provisioned_apps_offer_their_lb_url_and_answer_through_it(
     helper.start()
     try:
         with serving("meshstack.demoapps.webdemo", {"PORT": str(port)}, port):
-            started = time.monotonic()
             apps.provision()
-            waited = time.monotonic() - started
             routes = apps.check_routes("webdemo")
     finally:
         stop.set()
@@ -171,7 +168,6 @@ def test_provisioned_apps_offer_their_lb_url_and_answer_through_it(
     assert apps.check_deployments("webdemo").verdict is Verdict.PASS
     kinds = [r["type"] for r in apps.state.resources]
     assert kinds == ["Namespace", "Deployment", "Service"]
-    assert waited < 15
 
     apps.teardown()
     assert apps.state.resources == []

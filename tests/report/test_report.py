@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +41,8 @@ pytestmark = [
     ),
 ]
 
-# The largest single-file report and the longest generation accepted for 8 results.
+# The largest single-file report accepted for 8 results.
 MAX_REPORT_BYTES = 15 * 1024 * 1024
-MAX_REPORT_SECONDS = 60.0
 
 
 @dataclass
@@ -54,7 +52,6 @@ class Run:
     pytest: subprocess.CompletedProcess[str]
     results: Path
     page: Path
-    report_seconds: float
     history_lines: int
 
 
@@ -74,16 +71,14 @@ def _run_and_report(root: Path, history: Path, n: int) -> Run:
     ran = run_pytest(root, "suites", "--stack=fresh", f"--alluredir={results}")
     # Checks fail by design (see harness.py); anything else means the run broke.
     assert ran.returncode == pytest.ExitCode.TESTS_FAILED, ran.stdout + ran.stderr
-    started = time.monotonic()
     made = run_report(
         root, "--results", str(results), "--output", str(out),
         "--history", str(history),
     )  # fmt: skip
-    took = time.monotonic() - started
     assert made.returncode == 0, f"meshstack report failed:\n{made.stderr}"
     assert "network" not in made.stderr, made.stderr
     lines = len(history.read_text().splitlines())
-    return Run(ran, results, out / "index.html", took, lines)
+    return Run(ran, results, out / "index.html", lines)
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +163,6 @@ def test_the_report_is_one_self_contained_html_file_of_bounded_size(
     html = page.read_text(encoding="utf-8")
     browser.assert_self_contained(html, page)
     assert "googletagmanager" not in html
-    for run in built.runs:
-        assert run.report_seconds < MAX_REPORT_SECONDS, run.report_seconds
 
 
 def test_the_rendered_report_groups_the_tests_by_layer(page: browser.Dom) -> None:

@@ -188,8 +188,11 @@ def test_an_app_that_does_not_answer_is_a_502_failure() -> None:
     assert failed == 1
 
 
-def test_the_proxy_carries_the_lab_rate_with_headroom() -> None:
-    """Eight keep-alive clients, 800 requests: well over the lab's 30 rps."""
+def test_the_proxy_carries_concurrent_keep_alive_clients_and_counts_every_request() -> (
+    None
+):
+    """Eight keep-alive clients, 800 requests: every one answered and counted (the
+    rate reached is printed, not asserted: speed belongs to benchmarks/)."""
     with webdemo_behind_proxy() as ports:
         started = time.perf_counter()
 
@@ -208,4 +211,3 @@ def test_the_proxy_carries_the_lab_rate_with_headroom() -> None:
 
     print(f"proxy throughput: {rate:.0f} requests/s through proxy and app")
     assert sample(text, "request_total") == 800
-    assert rate > 150

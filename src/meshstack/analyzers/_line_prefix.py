@@ -8,6 +8,11 @@ compose's ``locust-1  | ``, syslog and journald, ``> `` quoting and ANSI colours
 any order and combination. :func:`plain` strips them so a line is read by its own
 text. Every pattern is matched at the line's start only and repeats a bounded number
 of times, so no line, however long, makes it backtrack.
+
+The Linkerd kinds use :func:`meshstack.analyzers._linkerd_check_read.strip_prefix`
+instead, on purpose: a bracketed head such as ``[  0.002s]`` is a prefix here (a
+logger's time in front of Locust's line) but is the Linkerd proxy's own line start
+there, and that reader strips a head from all lines only when every line has it.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def _json_stream(text: str, report: Report) -> str:
     while pos < len(text) and text[pos] in "{[":
         try:
             doc, end = decoder.raw_decode(text, pos)
-        except ValueError:
+        except (ValueError, RecursionError):
             if text[pos] == "{" and _salvage_json(text[pos:], report):
                 return ""
             # A document left open (cut right after `{`, or inside its
@@ -140,7 +140,7 @@ def _salvage_json(text: str, report: Report) -> bool:
     for m in _JSON_CHECK.finditer(text):
         try:
             item = json.loads(m.group(0))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         before = [name for start, name in categories if start < m.start()]
         check = _json_check(before[-1] if before else "", item)
@@ -249,6 +249,8 @@ def strip_prefix(text: str) -> str:
     it: a copy cut mid-prefix). Where lines carry different heads (stdout and stderr
     interleaved, an unprefixed banner among prefixed lines), each line loses the
     head it carries: a check line never starts like one of these heads.
+    (Locust's logs are read with :func:`meshstack.analyzers._line_prefix.plain`,
+    whose heads include a bracketed time, which a proxy log line starts with.)
     """
     lines = _ANSI.sub("", text).split("\n")
     body = [ln for ln in lines[:-1] if ln.strip()] or lines[-1:]

@@ -136,7 +136,7 @@ _PARAM = re.compile(
 def _unescape(text: str) -> str:
     try:
         return str(json.loads(f'"{text}"'))
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

@@ -93,7 +93,7 @@ def _message(line: str) -> str | None:
     if stripped.startswith("{") and '"msg"' in stripped:
         try:
             doc = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return str(doc.get("msg", "")) if isinstance(doc, dict) else None
     return None
@@ -157,14 +157,14 @@ def _yaml_line(line: str) -> bool:
 def _safe_yaml(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
 
 
 def _safe_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

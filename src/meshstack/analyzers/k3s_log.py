@@ -75,7 +75,9 @@ _DIAL_FAIL = (
 )
 _API = re.compile(
     r"(failed to get CA certs|Failed to connect to proxy|Remotedialer proxy error"
-    r"|Unable to connect to the server|:6443|:6444).*?(" + _DIAL_FAIL + ")",
+    # a bounded gap: an unbounded one rescans the rest of a long line from every
+    # mention of the port, quadratic in the line's length
+    r"|Unable to connect to the server|:6443|:6444).{0,300}?(" + _DIAL_FAIL + ")",
     re.I,
 )
 _LOCAL_SOCKET = re.compile(r"unix\s*/|\.sock\b")
@@ -130,7 +132,7 @@ def _tokens(line: str) -> list[str]:
     if len(line) <= _SHLEX_MAX:
         try:
             return shlex.split(line, comments=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return line.replace('"', " ").replace("'", " ").split()
 
@@ -300,7 +302,7 @@ def _config_doc(text: str) -> list[str] | None:
         return None
     try:
         return config_args(yaml.safe_load(text))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
 
 
@@ -384,18 +386,19 @@ def _overlay(ctx: Context) -> ipaddress.IPv4Network | ipaddress.IPv6Network | No
         return None
     try:
         return ipaddress.ip_network(ctx.overlay_cidr, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
 def _on(net: object, value: str) -> bool | None:
     try:
         return ipaddress.ip_address(value.strip()) in net  # type: ignore[operator]
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
-def _judge_flags(args: list[str], ctx: Context, f: Finding) -> None:
+def _judge_flags(args: list[str], ctx: Context, f: Finding) -> bool:
+    """Judge the overlay flags; True if there were flags to judge."""
     node_ip = [v for v in flag_values(args, "node-ip") if v]
     iface = [v for v in flag_values(args, "flannel-iface") if v]
     where = redact(args)
@@ -417,7 +420,7 @@ def _judge_flags(args: list[str], ctx: Context, f: Finding) -> None:
     net = _overlay(ctx)
     _judge_advertised(args, node_ip, iface, net, f)
     if net is None:
-        return
+        return bool(node_ip or iface)
     off = [v for v in node_ip if _on(net, v) is False]
     if off:
         f.add(
@@ -425,6 +428,7 @@ def _judge_flags(args: list[str], ctx: Context, f: Finding) -> None:
             f"--node-ip {', '.join(off)} lies outside the overlay {net}",
             node_ips_off_overlay=off,
         )
+    return bool(node_ip or iface)
 
 
 def _judge_advertised(
@@ -448,10 +452,11 @@ def _judge_advertised(
         f.evidence.append(redact(args))
 
 
-def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
+def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> bool:
+    """Judge servicelb on the servers; True if a server's servicelb was judged."""
     servers = [c for c in cmds if c[0] == "server"]
     if not servers:
-        return
+        return False
     # config.yaml (or a bare line of flags) applies to the server beside it.
     elsewhere = any(servicelb_disabled(c) for c in cmds if c[0] == "?")
     if not metallb_known(ctx):
@@ -460,7 +465,8 @@ def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
                 "k3s servicelb is not disabled; that is only a fault beside MetalLB "
                 "(give --metallb-version to judge it)"
             )
-        return
+            return False
+        return True
     for cmd in servers:
         if elsewhere or servicelb_disabled(cmd):
             continue
@@ -473,6 +479,7 @@ def _judge_servicelb(cmds: list[list[str]], ctx: Context, f: Finding) -> None:
         )
         bare = "k3s server (no flags: servicelb is on by default)"
         f.evidence.append(redact(cmd) if len(cmd) > 1 else bare)
+    return True
 
 
 def _layer(f: Finding) -> str:
@@ -490,14 +497,18 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     conf = _config_doc(evidence.text)
     if conf:
         cmds.append(conf)
-    for cmd in cmds:
-        _judge_flags(cmd, ctx, f)
-    _judge_servicelb(cmds, ctx, f)
-    if not f.reasons and not healthy and not cmds:
+    judged = [_judge_flags(cmd, ctx, f) for cmd in cmds]
+    judged.append(_judge_servicelb(cmds, ctx, f))
+    if not f.reasons and not healthy and not any(judged):
+        # A command line whose flags say nothing judgeable (no overlay flags, and
+        # servicelb with no MetalLB context) is not evidence of health.
         f.add(
             "context_missing",
             "the log shows neither a join error nor the node coming up: capture the "
-            "unit's journal from its start (journalctl -u k3s-agent -b)",
+            "unit's journal from its start (journalctl -u k3s-agent -b)"
+            if not cmds
+            else "nothing on this k3s command line could be judged: it sets no "
+            "overlay flags, and servicelb is judged only with --metallb-version",
         )
     f.layer = _layer(f)
     f.details.setdefault("commands", len(cmds))

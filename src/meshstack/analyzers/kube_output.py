@@ -354,7 +354,7 @@ def _judge_addresses(ips: dict[str, str], net: object, what: str, f: Finding) ->
         try:
             if ipaddress.ip_address(value) not in net:  # type: ignore[operator]
                 off[name] = value
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     if off:
         f.add(
@@ -507,7 +507,7 @@ def _overlay(ctx: Context) -> object:
             if ctx.overlay_cidr
             else None
         )
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

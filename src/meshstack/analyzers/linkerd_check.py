@@ -480,7 +480,7 @@ def _expiring(check: Check, acc: _Verdicts, dates: list[str], state: str) -> boo
 def _when(text: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(text.rstrip(".,;)").replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 

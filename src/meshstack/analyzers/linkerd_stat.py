@@ -167,7 +167,7 @@ def _json_row(item: Mapping[str, Any]) -> Row:
 def _read_json(text: str) -> list[Row] | None:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(doc, list):
         return None

@@ -104,7 +104,7 @@ def number(text: str | None) -> float | None:
         return None
     try:
         value = float(text.strip().strip('"'))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if math.isfinite(value) else None
 
@@ -188,11 +188,11 @@ def _extra_seconds(extra: dict[str, object], *keys: str) -> float | None:
 def _parse_time(text: str) -> datetime | float | None:
     try:
         return float(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return datetime.fromisoformat(text.strip())
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

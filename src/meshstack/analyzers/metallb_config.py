@@ -87,7 +87,7 @@ class Pool:
     def contains(self, ip: str) -> bool:
         try:
             n = int(ipaddress.ip_address(ip))
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         return any(lo <= n <= hi for lo, hi in self.intervals)
 
@@ -113,7 +113,7 @@ def _load_chunk(chunk: str) -> object:
             mark = exc.problem_mark or exc.context_mark
             bad = mark.line if mark is not None else len(lines) - 1
             lines = lines[: min(bad, len(lines) - 1)]
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             return None
         if not lines:
             return None
@@ -151,7 +151,7 @@ def load_documents(text: str) -> list[object]:
     if stripped[:1] in "{[":
         try:
             return [json.loads(stripped)]
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     chunks = re.split(r"^---[^\n]*$", text, flags=re.M)
     docs = (_load_chunk(run) for c in chunks for run in _yaml_runs(c))
@@ -196,7 +196,7 @@ def _interval(text: str) -> Interval | None:
         a = ipaddress.ip_address(lo.strip())
         b = ipaddress.ip_address(hi.strip()) if sep else a
         return (int(a), int(b)) if a.version == b.version else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -308,7 +308,7 @@ def _read_node_args(meta: dict[str, Any], cfg: Config) -> None:
     raw = _map(meta, "annotations").get("k3s.io/node-args")
     try:
         args = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         args = None
     if isinstance(args, list) and args and args[0] == "server":
         cfg.k3s_servers.append([str(a) for a in args])

@@ -84,7 +84,7 @@ class Series:
         for text in self.raw:
             try:
                 out.append(float(text))
-            except ValueError:
+            except (ValueError, RecursionError):
                 out.append(math.nan)
         return out
 
@@ -159,7 +159,7 @@ def seconds(value: object) -> float | None:
     text = value.strip()
     try:
         return seconds(float(text))
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if len(text) > _MAX_DURATION_CHARS or _DURATIONS.fullmatch(text) is None:
         return None

@@ -67,7 +67,7 @@ class Line:
 def _json_line(raw: str) -> Line | None:
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or "level" not in doc:
         return None

@@ -71,7 +71,7 @@ _STATUS_LINE = re.compile(
 _INFO = re.compile(r"^\s*200 (?:info|status) (\S+) (\S+) (ONLINE|OFFLINE|TUNNELED)\b")
 _NETS = re.compile(r"^\s*200 listnetworks(?: (.*))?$")
 _LISTPEERS = re.compile(r"^\s*200 listpeers (.*)$")
-_PEERS_HEADER = re.compile(r"<ztaddr>.*<link>")
+_PEERS_HEADER = re.compile(r"<ztaddr>[^\n]{0,200}<link>")
 _PEER_ROW = re.compile(
     r"^\s*([0-9a-fA-F]{10})\s+(\S+)\s+(\S+)\s+(-?\d+)\s+(DIRECT|RELAY)\b\s*(.*)$"
 )

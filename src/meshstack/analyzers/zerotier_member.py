@@ -143,7 +143,7 @@ def _salvage(doc: str) -> Any:
     for end, tail in reversed(cuts[-_SALVAGE_TRIES:]):
         try:
             value = json.loads(doc[:end] + tail)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         return value if value else None
     return None
@@ -379,7 +379,7 @@ def overlay_range(
         return None
     try:
         return ipaddress.ip_network(ctx.overlay_cidr, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         f.hint(
             f"overlay range {ctx.overlay_cidr!r} is not a network (expected a CIDR "
             "such as 198.51.100.0/24); addresses were not judged"
@@ -390,7 +390,7 @@ def overlay_range(
 def in_range(ip: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     try:
         addr = ipaddress.ip_interface(ip).ip
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return addr.version == network.version and addr in network
 
