@@ -93,7 +93,7 @@ def watch_based(stack: Stack, rounds: int = 5) -> dict[str, Any]:
             if "noticed" in result and "address" in seen:
                 latencies.append(result["noticed"] - seen["address"])
                 reactions.append(seen["address"] - flipped)
-            core.delete_namespaced_service(name, NAMESPACE, _preload_content=False)
+            core.delete_namespaced_service(name, NAMESPACE)
     finally:
         core.delete_namespace(NAMESPACE, _preload_content=False)
     return _summary(latencies, extra={"controller_reaction_seconds": _stats(reactions)})

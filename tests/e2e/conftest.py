@@ -154,16 +154,7 @@ def interrupt_when(tmp: Path, marker: str, *args: str) -> Run:
 def leftovers(run_id: str) -> list[str]:
     """Everything on this machine still tagged with a run id, or made for it."""
     found = []
-    state = json.loads(
-        subprocess.run(
-            [str(VENV_BIN / "meshstack"), "local", "status", "--json"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-        or "{}"
-    )
+    state = _local_status()
     if not state.get("up"):
         return [f"the local stack is not up: {state}"]
     found += _openstack_leftovers(run_id)
@@ -212,7 +203,12 @@ def by_layer(cases: dict[str, dict[str, str]]) -> dict[str, list[dict[str, str]]
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[dict[str, Any]]:
-    """The local stack, brought up once for the end-to-end tests (reused if up)."""
+    """The local stack, brought up once for the end-to-end tests (reused if up).
+
+    A stack these tests started is removed at the end of the session; one that was
+    already up (a developer's) is left as it was found.
+    """
+    was_up = _local_status().get("up", False)
     proc = subprocess.run(
         [str(VENV_BIN / "meshstack"), "local", "up"],
         cwd=REPO,
@@ -223,3 +219,24 @@ def local_stack() -> Iterator[dict[str, Any]]:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield {"root": REPO / ".meshstack" / "local"}
+    if not was_up:
+        down = subprocess.run(
+            [str(VENV_BIN / "meshstack"), "local", "down"],
+            cwd=REPO,
+            env=harness_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def _local_status() -> dict[str, Any]:
+    out = subprocess.run(
+        [str(VENV_BIN / "meshstack"), "local", "status", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return dict(json.loads(out or "{}"))

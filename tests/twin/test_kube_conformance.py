@@ -306,6 +306,28 @@ def test_a_service_gets_a_cluster_ip_and_node_ports(core, ns):
     assert got.spec.ports[0].target_port == 80
 
 
+def test_a_delete_answers_as_the_real_registries_do(core, ns):
+    # Since Kubernetes 1.22 deleting a Service answers with the Service (the
+    # client's delete_namespaced_service returns a V1Service); a ConfigMap's
+    # delete answers with a Status whose details name it.
+    core.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="gone"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]),
+        ),
+    )
+    deleted = core.delete_namespaced_service("gone", ns)
+    assert isinstance(deleted, client.V1Service)
+    assert deleted.metadata.name == "gone" and deleted.spec.cluster_ip
+
+    core.create_namespaced_config_map(ns, _cm("gone-too", a="1"))
+    # (this client declares that answer as a plain object: it arrives as a dict)
+    status = core.delete_namespaced_config_map("gone-too", ns)
+    assert (status["kind"], status["status"]) == ("Status", "Success")
+    assert status["details"]["name"] == "gone-too"
+
+
 def test_a_bad_token_is_unauthorized(apiserver, tmp_path):
     cfg = client.Configuration()
     cfg.host = apiserver.url

@@ -28,6 +28,18 @@ from meshstack.twin.kube.resources import ResourceType
 
 log = logging.getLogger(__name__)
 
+# Core kinds whose DELETE answers with the deleted object rather than a Status, as
+# the real API server's registries do (Service since Kubernetes 1.22); the official
+# client's delete_* methods for them return that object's model.
+RETURNS_DELETED = {
+    "Pod",
+    "Namespace",
+    "Service",
+    "ServiceAccount",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+}
+
 WATCH_DEFAULT_TIMEOUT = 1800.0
 Route = Callable[["Handler"], None]
 LogSource = Callable[[str, str, dict[str, str]], bytes]
@@ -251,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             return self.send_json(200, listed)
         obj = api.delete(rt, ns, name, opts)
-        if rt.kind in ("Pod", "Namespace") or obj["metadata"].get("deletionTimestamp"):
+        if rt.kind in RETURNS_DELETED or obj["metadata"].get("deletionTimestamp"):
             return self.send_json(200, obj)
         status = {
             "kind": "Status",
