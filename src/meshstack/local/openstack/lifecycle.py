@@ -144,7 +144,17 @@ def status(env: LocalEnv) -> dict[str, Any]:
     names = services.STOP_ORDER
     down = [n for n in names if not env.running(n)]
     if len(down) == len(names):
-        return {"up": False, "detail": "not running"}
+        left = bridge.owner(env, servers.BRIDGE) == str(env.root)
+        return {
+            "up": False,
+            "detail": "not running"
+            + (
+                f"; bridge {servers.BRIDGE} is left from an earlier start "
+                "(`meshstack local down` removes it, `meshstack local up` replaces it)"
+                if left
+                else ""
+            ),
+        }
     if down:
         return {
             "up": False,
