@@ -102,6 +102,44 @@ def test_the_same_ratio_passes_a_looser_objective() -> None:
     assert f.verdict is Verdict.PASS
 
 
+def _vector(value: str) -> Evidence:
+    # The shape of a real instant-vector answer (see success_ratio.json), with the
+    # value Prometheus prints for an infinite sample.
+    return Evidence(
+        text=json.dumps(
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [{"metric": {}, "value": [1733300000.0, value]}],
+                },
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "op"), [("+Inf", ">="), ("+Inf", ">"), ("-Inf", "<="), ("-Inf", "<")]
+)
+def test_an_infinite_sample_that_would_meet_the_bound_is_no_data(
+    value: str, op: str
+) -> None:
+    f = prom.judge(
+        _vector(value), Context(extra={"objective": {"op": op, "bound": 0.5}})
+    )
+
+    assert (f.verdict, f.reasons) == (Verdict.INCONCLUSIVE, ["no_data"])
+
+
+def test_an_infinite_latency_against_an_upper_bound_is_a_miss() -> None:
+    # histogram_quantile answers +Inf when the quantile lies beyond the last bucket
+    f = prom.judge(
+        _vector("+Inf"), Context(extra={"objective": {"op": "<=", "bound": 0.5}})
+    )
+
+    assert (f.verdict, f.reasons) == (Verdict.FAIL, ["objective_missed"])
+
+
 def test_an_upper_bound_is_judged_per_series() -> None:
     f = judge("by_code", objective={"op": "<=", "bound": 5})
 

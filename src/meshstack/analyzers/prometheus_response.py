@@ -246,8 +246,23 @@ def _judge_values(f: Finding, series: list[Series], extra: dict[str, object]) ->
 def _judge_objective(
     f: Finding, numeric: list[tuple[Series, float]], op: str, bound: float
 ) -> None:
-    """FAIL objective_missed for every sample outside the bound."""
+    """FAIL objective_missed for every sample outside the bound.
+
+    An infinite sample that would meet the bound (+Inf against a lower bound, -Inf
+    against an upper one) is a ratio over zero traffic, not a good value: it is
+    judged no data. One that misses the bound (histogram_quantile's +Inf, a latency
+    beyond the largest bucket, against an upper bound) is a miss like any other.
+    """
     f.details["objective"] = {"op": op, "bound": bound}
+    hollow = [(s, v) for s, v in numeric if math.isinf(v) and _OPS[op](v, bound)]
+    if hollow:
+        f.evidence.extend(f"{s.labels} = {v!r}" for s, v in hollow[:_MAX_VALUES])
+        f.add(
+            "no_data",
+            f"{len(hollow)} sample(s) are infinite (a ratio over zero requests?): "
+            f"an infinite value cannot show {op} {bound:g}; not a pass",
+        )
+        numeric = [(s, v) for s, v in numeric if (s, v) not in hollow]
     missed = [(s, v) for s, v in numeric if not _OPS[op](v, bound)]
     if missed:
         f.details["violations"] = len(missed)
