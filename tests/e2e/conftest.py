@@ -209,32 +209,31 @@ def local_stack() -> Iterator[dict[str, Any]]:
     already up (a developer's) is left as it was found.
     """
     was_up = _local_status().get("up", False)
+    _local("up", timeout=900)
+    yield {"root": REPO / ".meshstack" / "local"}
+    if not was_up:
+        _local("down", timeout=600)
+
+
+def _local(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`meshstack local ...`, checked."""
     proc = subprocess.run(
-        [str(VENV_BIN / "meshstack"), "local", "up"],
+        [str(VENV_BIN / "meshstack"), "local", *args],
         cwd=REPO,
         env=harness_env(),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield {"root": REPO / ".meshstack" / "local"}
-    if not was_up:
-        down = subprocess.run(
-            [str(VENV_BIN / "meshstack"), "local", "down"],
-            cwd=REPO,
-            env=harness_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert down.returncode == 0, down.stdout + down.stderr
+    return proc
 
 
 def _local_status() -> dict[str, Any]:
     out = subprocess.run(
         [str(VENV_BIN / "meshstack"), "local", "status", "--json"],
         cwd=REPO,
+        env=harness_env(),
         capture_output=True,
         text=True,
         timeout=60,
