@@ -59,8 +59,10 @@ class Stack:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.profile = profile
         self.mode = mode
-        self.keep = keep
         self.state = statemod.StackState.load(state_path)
+        # A kept stack that a `reuse` run repairs stays kept: it was not this run's
+        # to remove.
+        self.keep = keep or (mode == "reuse" and self.state.kept and self.state.exists)
         self.workdir = state_path.parent
         self._progress = progress or (lambda layer, step: None)
         self._providers: dict[str, Provider] = {}

@@ -172,6 +172,25 @@ def test_a_kept_stack_is_attached_to_by_a_later_existing_run(
     refused.stderr.fnmatch_lines(["*records a stack kept by run*meshstack down*"])
 
 
+def test_a_kept_stack_reused_by_a_later_run_stays_kept(
+    harness: pytest.Pytester,
+) -> None:
+    log = write_profile(harness)
+    write_suites(harness)
+    harness.runpytest_subprocess(
+        "suites", "--stack=fresh", "--keep-stack"
+    ).assert_outcomes(passed=3)
+
+    harness.runpytest_subprocess("suites/mesh", "--stack=reuse").assert_outcomes(
+        passed=1
+    )
+
+    assert not [e for e in journal(log) if e["event"] == "teardown"]
+    state = json.loads((harness.path / ".meshstack" / "state.json").read_text())
+    assert state["kept"] is True
+    harness.runpytest_subprocess("suites/cloud").assert_outcomes(passed=1)
+
+
 def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
     harness: pytest.Pytester,
 ) -> None:

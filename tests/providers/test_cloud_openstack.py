@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import yaml
 from meshstack.local.openstack import image
 from meshstack.profile import check
 from meshstack.providers import cloud_openstack as co
-from meshstack.providers.base import ProviderError, StackContext
+from meshstack.providers.base import LayerState, ProviderError, StackContext
+from meshstack.state import StackState
 from meshstack.verdicts import Verdict
 from tests.local.openstack_support import SharedCloud, shared_cloud
 
@@ -267,6 +269,106 @@ def test_sweep_removes_what_a_lost_run_tagged_and_nothing_else(
         if flavor:
             cloud.conn.compute.delete_flavor(flavor)
         cloud.close()
+
+
+def test_teardown_removes_a_server_whose_create_was_cut_short(
+    real: SharedCloud, tmp_path: Path
+) -> None:
+    run_id = f"cut-{int(time.time())}"
+    settings = _settings(real.clouds_yaml, image.write(tmp_path), 1, run_id)
+    cloud = co.OpenStackCloud(settings, _context(tmp_path, run_id))
+    cloud.provision()
+    recorded = {r["id"] for r in cloud.state.resources if r["type"] == "server"}
+    # A second create whose answer never came back (Ctrl-C during the request):
+    # Nova made the server, the state only says it was being made.
+    server = cloud.state.outputs["servers"][0]
+    made = cloud.conn.compute.create_server(
+        name="pt-cut",
+        image_id=cloud.state.outputs["image_id"],
+        flavor_id=cloud.conn.compute.find_flavor(f"pt-flavor-{run_id}").id,
+        networks=[{"uuid": cloud.conn.network.find_network("pt-net").id}],
+        metadata={co.RUN_KEY: run_id},
+    )
+    cloud.state.outputs["creating"] = ["pt-cut"]
+    try:
+        assert made.id not in recorded and server["name"] != "pt-cut"
+
+        cloud.teardown()
+
+        assert _tagged_left(cloud.conn, run_id) == []
+    finally:
+        cloud.conn.compute.delete_server(made.id, ignore_missing=True)
+        cloud.close()
+
+
+def test_meshstack_sweep_removes_a_lost_run_and_spares_the_recorded_stack(
+    real: SharedCloud, tmp_path: Path
+) -> None:
+    stamp = int(time.time())
+    lost, kept = f"lost-{stamp}", f"kept-{stamp}"
+    settings = _settings(real.clouds_yaml, image.write(tmp_path), 1, lost)
+    cloud = co.OpenStackCloud(settings, _context(tmp_path, lost))
+    cloud.provision()
+    # The recorded stack: a network carrying its run's tag, and a state file.
+    spared = cloud.conn.network.create_network(name=f"pt-kept-{stamp}")
+    cloud.conn.network.set_tags(spared, [f"{co.RUN_KEY}={kept}"])
+    state = StackState(
+        tmp_path / "state.json",
+        run_id=kept,
+        kept=True,
+        layers={"cloud": LayerState("cloud", outputs={"network": spared.id})},
+    )
+    state.save()
+    profile = tmp_path / "sweep.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sweep",
+                "layers": {"cloud": {"provider": "openstack", **_raw(settings)}},
+            }
+        )
+    )
+    try:
+
+        def sweep(*which: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "meshstack.cli.main", "sweep", *which,
+                 f"--stack-profile={profile}", f"--stack-state={state.path}"],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+
+        refused = sweep("--run-id", kept)
+        assert refused.returncode == 4, refused.stderr
+        assert "meshstack down" in refused.stderr
+
+        swept = sweep("--every-run")
+        assert swept.returncode == 0, swept.stderr
+        assert "removed server " in swept.stdout, swept.stdout
+        assert _tagged_left(cloud.conn, lost) == []
+        assert cloud.conn.network.find_network(spared.id) is not None
+
+        again = sweep("--run-id", lost)
+        assert (again.returncode, again.stdout.strip()) == (
+            0,
+            f"nothing tagged by run {lost} in cloud 'meshstack-local'",
+        )
+    finally:
+        cloud.conn.network.delete_network(spared, ignore_missing=True)
+        if cloud.conn.compute.find_keypair(f"pt-key-{lost}"):
+            cloud.conn.compute.delete_keypair(f"pt-key-{lost}")
+        flavor = cloud.conn.compute.find_flavor(f"pt-flavor-{lost}")
+        if flavor:
+            cloud.conn.compute.delete_flavor(flavor)
+        cloud.close()
+
+
+def _raw(value: Any) -> Any:
+    """Checked settings back as a profile's YAML gives them (paths as text)."""
+    if isinstance(value, dict):
+        return {k: _raw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_raw(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def test_a_server_in_error_fails_at_once_with_its_fault_judged(

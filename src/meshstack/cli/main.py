@@ -21,6 +21,7 @@ _COMMANDS = {
     "analyze": "analyze",
     "local": "local",
     "down": "down",
+    "sweep": "sweep",
     "report": "report",
 }
 

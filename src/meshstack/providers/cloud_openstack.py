@@ -323,6 +323,11 @@ class OpenStackCloud(Provider):
         self.call("tagging", "network.set_tags", resource, [self.tag])
 
     def _server(self, name: str, image: str, flavor: str, net: str, key: str) -> str:
+        # Said before asking: a create cut short (Ctrl-C, a lost answer) may still
+        # make the server, and teardown then looks for it by this run's tag.
+        creating = self.state.outputs.setdefault("creating", [])
+        creating.append(name)
+        self.ctx.save()
         server = self.call(
             f"creating server {name}",
             "create_server",
@@ -336,6 +341,8 @@ class OpenStackCloud(Provider):
             wait=False,
         )
         self._record("server", server.id, name=name)
+        creating.remove(name)
+        self.ctx.save()
         return str(server.id)
 
     def _wait_active(self, server_id: str, deadline: float) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import asyncssh
 import openstack.exceptions as os_exc
 
-from meshstack import analyzers, ssh
+from meshstack import analyzers, clock, ssh
 from meshstack.analyzers import Context, Evidence
 from meshstack.providers.base import ProviderError
 from meshstack.verdicts import Finding
@@ -177,9 +177,14 @@ def _probe_ssh(server: dict[str, Any], finding: Finding) -> None:
 
 
 def teardown(cloud: Any) -> None:
-    """Delete the recorded resources newest first; forget each once it is gone."""
+    """Delete the recorded resources newest first; forget each once it is gone.
+
+    Servers this run asked for but never learnt the id of (a create cut short) are
+    found by the run's tag and deleted with the rest.
+    """
     resources = list(reversed(cloud.state.resources))
     servers = [r for r in resources if r["type"] == "server"]
+    servers += _unrecorded_servers(cloud, {r["id"] for r in servers})
     for res in servers:
         # openstacksdk's delete_* ignore a resource that is already gone.
         cloud.call(f"deleting server {res['id']}", "compute.delete_server", res["id"])
@@ -193,6 +198,34 @@ def teardown(cloud: Any) -> None:
         cloud.ctx.forget("cloud", res["type"], res["id"])
     cloud.state.outputs.clear()
     cloud.ctx.save()
+
+
+IN_FLIGHT_WAIT = 15.0
+
+
+def _unrecorded_servers(cloud: Any, known: set[str]) -> list[dict[str, Any]]:
+    """Servers tagged with this run that the state does not record; when a create
+    was cut short, wait a little for Nova to show the server it was making."""
+    creating = list(cloud.state.outputs.get("creating") or [])
+    deadline = clock.monotonic() + (IN_FLIGHT_WAIT if creating else 0)
+    while True:
+        tagged = cloud.call(
+            "listing this run's servers",
+            lambda: [
+                s
+                for s in cloud.conn.compute.servers()
+                if (s.metadata or {}).get(RUN_KEY) == cloud.ctx.run_id
+                and s.id not in known
+            ],
+        )
+        names = {s.name for s in tagged}
+        if all(n in names for n in creating) or clock.monotonic() >= deadline:
+            break
+        clock.sleep(1.0)
+    for s in tagged:
+        log.info("[cloud/%s] found server %s by its tag: removing it", s.name, s.id)
+        cloud.ctx.record("cloud", "server", s.id, name=s.name)
+    return [{"type": "server", "id": s.id, "name": s.name} for s in tagged]
 
 
 def _delete(cloud: Any, res: dict[str, Any]) -> None:
@@ -247,17 +280,20 @@ def _wait_gone(cloud: Any, kind: str, id_: str, find: Callable[..., Any]) -> Non
 # -- sweep ------------------------------------------------------------------------
 
 
-def sweep(conn: Any, run_id: str | None = None, timeout: float = 120) -> list[str]:
+def sweep(
+    conn: Any, run_id: str | None = None, timeout: float = 120, keep: str | None = None
+) -> list[str]:
     """Delete every server, router, network and image tagged by a (past) run.
 
-    Returns what it deleted, as ``<type> <id> (<run id>)`` lines.
+    ``run_id`` names the run; None means every run but ``keep`` (the stack a state
+    file still records). Returns what it deleted, as ``<type> <id> (<run id>)``.
     """
     # TODO: keypairs and flavors cannot carry tags; a lost run's keypair and flavor
     # stay behind (they are reused by name, so they do not pile up).
     done: list[str] = []
 
     def mine(value: str | None) -> bool:
-        return bool(value) and (run_id is None or value == run_id)
+        return bool(value) and value != keep and (run_id is None or value == run_id)
 
     servers = [
         s for s in conn.compute.servers() if mine((s.metadata or {}).get(RUN_KEY))
@@ -267,7 +303,7 @@ def sweep(conn: Any, run_id: str | None = None, timeout: float = 120) -> list[st
         done.append(f"server {s.id} ({s.metadata[RUN_KEY]})")
     for s in servers:
         conn.compute.wait_for_delete(s, wait=timeout)
-    for router in _tagged(conn.network.routers(), run_id):
+    for router in _tagged(conn.network.routers(), mine):
         for port in conn.network.ports(device_id=router.id):
             for ip in port.fixed_ips:
                 conn.network.remove_interface_from_router(
@@ -275,19 +311,20 @@ def sweep(conn: Any, run_id: str | None = None, timeout: float = 120) -> list[st
                 )
         conn.network.delete_router(router)
         done.append(f"router {router.id}")
-    for net in _tagged(conn.network.networks(), run_id):
+    for net in _tagged(conn.network.networks(), mine):
         conn.network.delete_network(net)
         done.append(f"network {net.id}")
-    for img in _tagged(conn.image.images(), run_id):
+    for img in _tagged(conn.image.images(), mine):
         conn.image.delete_image(img)
         done.append(f"image {img.id}")
     return done
 
 
-def _tagged(resources: Any, run_id: str | None) -> list[Any]:
-    def match(tag: str) -> bool:
-        if run_id is not None:
-            return tag == f"{RUN_KEY}={run_id}"
-        return tag.startswith(f"{RUN_KEY}=")
+def _tagged(resources: Any, mine: Callable[[str | None], bool]) -> list[Any]:
+    """The resources with a run tag whose run id ``mine`` accepts."""
+    prefix = f"{RUN_KEY}="
 
-    return [r for r in resources if any(match(t) for t in r.tags or [])]
+    def run_of(tag: str) -> str | None:
+        return tag[len(prefix) :] if tag.startswith(prefix) else None
+
+    return [r for r in resources if any(mine(run_of(t)) for t in r.tags or [])]

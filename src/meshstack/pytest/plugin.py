@@ -182,7 +182,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def _remove_stack(run: MeshstackRun) -> None:
     """Tear down what this run made (once), unless asked to keep it."""
-    if run.removed or run.settings.keep or run.stack is None:
+    if run.removed or run.settings.keep or run.stack is None or run.stack.keep:
         return
     run.removed = True
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -280,7 +280,8 @@ def ml2() -> Ini:
 
 
 def uwsgi(name: str, port: int, wsgi_file: str, extra: list[tuple[str, str]]) -> str:
-    """A uwsgi ini for one API: loopback only, one process, a few threads.
+    """A uwsgi ini for one API: loopback only, one process, eight threads (a few
+    requests stuck on a slow RPC must not stop the API from answering others).
 
     The packaged inis are not used: they bind every address, run 8-16 processes
     and (keystone) ask for an AppArmor profile uwsgi cannot enter here.
@@ -291,7 +292,7 @@ def uwsgi(name: str, port: int, wsgi_file: str, extra: list[tuple[str, str]]) ->
         "plugins = python3",
         "master = true",
         "processes = 1",
-        "threads = 4",
+        "threads = 8",
         "enable-threads = true",
         "lazy-apps = true",
         "die-on-term = true",
