@@ -125,13 +125,11 @@ def _check_keys(
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, missing: str = "pass --stack-profile PATH") -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(
-            f"{path}: no such profile; pass --stack-profile PATH"
-        ) from None
+        raise ProfileError(f"{path}: no such profile; {missing}") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read the profile: {exc.strerror}") from None
     try:
@@ -301,7 +299,11 @@ def _load_profiles(
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         file = directory / f"{name}.yaml"
-        data = _read_yaml(file)
+        data = _read_yaml(
+            file,
+            f"{profile.path}: layers.load.profiles names {name!r}; add {file.name} "
+            f"to {directory} or fix the name",
+        )
         errors: list[str] = []
         if not isinstance(data, dict):
             errors.append(f": expected a mapping, found {_describe(data)}")

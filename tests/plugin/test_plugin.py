@@ -354,6 +354,24 @@ def test_a_profile_can_extend_another_and_override_one_setting(
     assert profile.layers["cloud"]["reasons"] == []
 
 
+def test_a_missing_load_profile_is_named_with_the_key_that_names_it(
+    tmp_path: Path,
+) -> None:
+    from meshstack.profile import ProfileError, load_profile
+
+    (tmp_path / "stacks").mkdir()
+    profile = tmp_path / "stacks" / "p.yaml"
+    profile.write_text(
+        "name: p\nlayers:\n  load:\n    provider: locust\n    profiles: [nosuch]\n"
+    )
+    with pytest.raises(ProfileError) as err:
+        load_profile(profile, provider_schemas=False)
+    message = str(err.value)
+    assert "nosuch.yaml: no such profile" in message
+    assert "layers.load.profiles names 'nosuch'" in message
+    assert "--stack-profile" not in message
+
+
 def test_ctrl_c_while_building_removes_what_was_already_made(
     harness: pytest.Pytester,
 ) -> None:

@@ -227,8 +227,11 @@ def test_teardown_uninstalls_every_node_it_installed(sshd, tmp_path):
     provider.provision()
     pid_files = [tmp_path / f"nodes/{n}/run/k3s.pid" for n in ("node-1", "node-2")]
     pids = [int(p.read_text()) for p in pid_files]
+    kubeconfig = Path(provider.state.outputs["kubeconfig"])
+    assert kubeconfig.is_file()
     provider.teardown()
     assert provider.state.resources == []
+    assert not kubeconfig.exists()  # its admin token is for a cluster now gone
     assert not any(p.exists() for p in pid_files)
     time.sleep(0.2)
     assert not any(

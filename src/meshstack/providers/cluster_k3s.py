@@ -391,6 +391,10 @@ class K3sCluster(InstallPlan, Provider):
                 continue
             self.ctx.forget("cluster", "k3s-node", res["id"])
         self.close()
+        written = self.ctx.workdir / "kubeconfig"
+        if not any(r["type"] == "k3s-node" for r in self.state.resources):
+            # the admin token of a cluster that no longer exists: not worth keeping
+            written.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._api is not None:

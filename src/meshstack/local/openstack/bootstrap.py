@@ -134,12 +134,12 @@ def _keystone_bootstrap(env: LocalEnv, layout: Layout, s: Secrets) -> None:
     env.run([*manage, "fernet_setup", *owner], timeout=60)
     env.run([*manage, "credential_setup", *owner], timeout=60)
     url = f"{config.KEYSTONE_URL}/v3/"
+    # The password goes in the environment keystone-manage reads it from, never on
+    # the command line (where `ps` and an error message would show it).
     env.run(
         [
             *manage,
             "bootstrap",
-            "--bootstrap-password",
-            s.admin,
             "--bootstrap-admin-url",
             url,
             "--bootstrap-internal-url",
@@ -150,6 +150,7 @@ def _keystone_bootstrap(env: LocalEnv, layout: Layout, s: Secrets) -> None:
             REGION,
         ],
         timeout=120,
+        env={"OS_BOOTSTRAP_PASSWORD": s.admin},
     )
 
 

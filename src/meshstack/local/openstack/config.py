@@ -59,7 +59,8 @@ class Secrets:
 
     @classmethod
     def generate(cls) -> Secrets:
-        return cls(*(secrets.token_urlsafe(18) for _ in range(4)))
+        # hex: safe in URLs, config files and SQL, and never starts with "-"
+        return cls(*(secrets.token_hex(18) for _ in range(4)))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
