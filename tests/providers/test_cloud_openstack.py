@@ -332,7 +332,7 @@ def test_meshstack_sweep_removes_a_lost_run_and_spares_the_recorded_stack(
 
         def sweep(*which: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "meshstack.cli.main", "sweep", *which,
+                [str(Path(sys.executable).parent / "meshstack"), "sweep", *which,
                  f"--stack-profile={profile}", f"--stack-state={state.path}"],
                 capture_output=True, text=True, timeout=300, check=False,
             )  # fmt: skip
