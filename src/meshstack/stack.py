@@ -162,6 +162,10 @@ class Stack:
             return
 
     def _bring_up(self, layer: str) -> Finding:
+        """Provision (per mode) and probe one layer. A finding from a layer that
+        could not be built says so in ``details["stage"]``: its own checks then
+        report that finding instead of probing a layer that is not there."""
+        stage = "building"
         try:
             prov = self.provider(layer)
             if self.mode == "fresh":
@@ -173,24 +177,26 @@ class Stack:
             elif self.mode == "reuse":
                 self._progress(layer, "probing")
                 if prov.probe().verdict.healthy:
+                    stage = "probing"
                     return self._probe(layer, prov)
                 self._progress(layer, "provisioning (probe failed)")
                 prov.state.provisioned_by = self.state.run_id
                 prov.provision()
             else:
                 self._attach_from_profile(layer)
+            stage = "probing"
             return self._probe(layer, prov)
         except ProviderError as exc:
-            return exc.finding
+            return _at_stage(exc.finding, stage)
         except (ConnectionError, OSError) as exc:
-            return _unreachable(layer, exc)
+            return _at_stage(_unreachable(layer, exc), stage)
         except (
             Exception
         ) as exc:  # a provider bug is the harness's fault, not the stack's
             log.exception("[%s] provider raised", layer)
             f = Finding(layer=layer, verdict_override=Verdict.HARNESS_ERROR)
             f.hint(f"the {layer} provider failed: {type(exc).__name__}: {exc}")
-            return f
+            return _at_stage(f, stage)
 
     def _probe(self, layer: str, prov: Provider) -> Finding:
         self._progress(layer, "probing")
@@ -280,3 +286,9 @@ def _unreachable(layer: str, exc: BaseException) -> Finding:
     f = Finding(layer=layer)
     f.add("api_unreachable", f"the {layer} endpoint did not answer: {exc}")
     return f
+
+
+def _at_stage(finding: Finding, stage: str) -> Finding:
+    if stage == "building":
+        finding.details.setdefault("stage", "building")
+    return finding

@@ -253,6 +253,19 @@ class Finding:
         return f"{self.layer} {self.verdict} ({codes})"
 
 
+def recorded_finding(rec: dict[str, Any]) -> Finding:
+    """A finding back from its ``to_json`` record (the verdict as recorded)."""
+    return Finding(
+        layer=rec["layer"],
+        reasons=list(rec.get("reasons") or []),
+        hints=list(rec.get("hints") or []),
+        evidence=list(rec.get("evidence") or []),
+        details=dict(rec.get("details") or {}),
+        kind=rec.get("kind") or "",
+        verdict_override=Verdict(rec["verdict"]),
+    )
+
+
 def merge(layer: str, findings: Iterable[Finding], kind: str = "") -> Finding:
     """One finding that carries every reason, hint and piece of evidence of many.
 

@@ -3,7 +3,8 @@
 Each call (provision, probe, teardown) is appended as one JSON line to the file
 named by the ``journal`` setting, with the process id and xdist worker, so a test
 can count how often the stack was built and by whom. ``verdict`` and ``reasons``
-settings choose what its probe reports.
+settings choose what its probe reports; ``provision_fails`` (a reason code) makes
+provisioning fail with it, as a refused credential or an unreachable API would.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from meshstack.providers.base import Provider
+from meshstack.providers.base import Provider, ProviderError
 from meshstack.verdicts import Finding
 
 
@@ -40,6 +41,11 @@ class SelfTestProvider(Provider):
 
     def provision(self) -> None:
         self._journal("provision")
+        failing = self.settings.get("provision_fails")
+        if failing:
+            f = Finding(layer=self.layer_name)
+            f.add(failing, f"self-test provisioning fails with {failing}")
+            raise ProviderError(f, f"{self.layer_name}: {failing}")
         self.ctx.record(self.layer_name, "thing", f"{self.layer_name}-1")
         time.sleep(float(self.settings.get("delay", 0)))
         self.state.outputs["made"] = True

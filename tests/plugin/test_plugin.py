@@ -205,6 +205,29 @@ def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
     assert ("mesh", "provision") not in [(e["layer"], e["event"]) for e in journal(log)]
 
 
+def test_checks_of_a_layer_that_could_not_be_built_report_why(
+    harness: pytest.Pytester,
+) -> None:
+    journal_file = write_profile(harness)
+    profile = harness.path / "stacks" / "local.yaml"
+    data = json.loads(profile.read_text())
+    data["layers"]["cloud"]["provision_fails"] = "credentials_missing"
+    profile.write_text(json.dumps(data))
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rA")
+    # The cloud check reports the provisioning failure itself (HARNESS-ERROR is
+    # an error), not a probe of servers that were never made; the rest is BLOCKED.
+    result.assert_outcomes(errors=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        ["*hint: self-test provisioning fails with credentials_missing*",
+         "ERROR suites/cloud/test_cloud.py::test_cloud_holds*"],
+        consecutive=False,
+    )  # fmt: skip
+    assert ("cloud", "probe") not in [
+        (e["layer"], e["event"]) for e in journal(journal_file)
+    ]
+
+
 def test_gating_holds_when_only_an_upper_suite_is_collected(
     harness: pytest.Pytester,
 ) -> None:

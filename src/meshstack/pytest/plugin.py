@@ -25,9 +25,10 @@ from meshstack import analyzers, clock
 from meshstack.bundle import Bundle
 from meshstack.profile import ProfileError, load_profile
 from meshstack.pytest import options, outcome, reporting
+from meshstack.pytest.judge import judge
 from meshstack.stack import Stack
 from meshstack.state import RunLock, StackState, StateError
-from meshstack.verdicts import LAYERS, Verdict
+from meshstack.verdicts import LAYERS, Verdict, recorded_finding
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     block = run.stack.blocked(layer)
     if block is not None:
         pytest.skip(block.message(layer))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A check of a layer that could not be built reports why, once per check,
+    instead of probing a layer that is not there (which would only say that
+    nothing was provisioned)."""
+    run = pyfuncitem.config.stash.get(SESSION, None)
+    if run is None or run.stack is None:
+        return None
+    layer = layer_of(
+        pyfuncitem, (Path(pyfuncitem.config.rootpath) / "suites").resolve()
+    )
+    rec = run.stack.state.health.get(layer or "")
+    if not rec or (rec.get("details") or {}).get("stage") != "building":
+        return None
+    judge(recorded_finding(rec))
+    return True
 
 
 @pytest.hookimpl(hookwrapper=True)
