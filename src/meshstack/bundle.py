@@ -54,7 +54,9 @@ class Bundle:
         if kind.directory:
             # TODO: directory artifacts (allure-results) are named, not copied; a
             # re-judgement needs the directory to still exist.
-            name = str(evidence.path)
+            # absolute: a results folder given relative to the run's directory is
+            # found again from wherever the bundle is judged
+            name = str(Path(str(evidence.path)).resolve())
         else:
             stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", evidence.name)[:60].strip("-")
             name = (

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from meshstack import clock
-from meshstack.analyzers import Context, Evidence, locust_history, locust_log
+from meshstack import analyzers, clock
+from meshstack.analyzers import Context, Evidence
 from meshstack.profile import LOAD_SPEC, ProfileError, check
 from meshstack.providers.base import Provider
 from meshstack.providers.locust_csv import counts_at, window_of
@@ -225,7 +225,10 @@ class LocustLoad(Provider):
             min_sample=int(profile["min_sample"]),
         )
         history = out / "locust_stats_history.csv"
-        from_log = locust_log.judge(Evidence(log_text, name="locust.log"), ctx)
+        # through the registry, so a live run records what it judged in its bundle
+        from_log = analyzers.get("locust-log").judge(
+            Evidence(log_text, name="locust.log"), ctx
+        )
         if "unrecognised_input" in from_log.reasons:
             # The log analyzer did not recognise what Locust printed (a bare
             # argparse line, an empty log): judge the process by its exit alone.
@@ -245,7 +248,9 @@ class LocustLoad(Provider):
                             "seconds": window[1] - window[0]}  # fmt: skip
         record["counts"] = counts_at(text, window)
         ctx.extra = {"window_start": window[0], "window_end": window[1]}
-        from_history = locust_history.judge(Evidence(text, name=str(history)), ctx)
+        from_history = analyzers.get("locust-history").judge(
+            Evidence(text, name=str(history)), ctx
+        )
         # The log's own sample check counts the whole run, ramp included: the
         # history's count over the steady window is the one that decides, and
         # its details (merged last) are the ones kept.

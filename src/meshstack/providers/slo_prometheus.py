@@ -31,8 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from meshstack import clock
-from meshstack.analyzers import Context, Evidence, prometheus_response
+from meshstack import analyzers, clock
+from meshstack.analyzers import Context, Evidence
 from meshstack.providers.base import Provider
 from meshstack.providers.slo_promql import Objectives, Queries
 from meshstack.providers.slo_svg import window_chart
@@ -188,7 +188,10 @@ class PrometheusSlo(Provider):
         else:  # the reconciliation judges the values itself
             extra["values_only"] = True
         ctx = Context(extra=extra)
-        finding = prometheus_response.judge(Evidence(body, name=check), ctx)
+        # through the registry, so a live run records what it judged in its bundle
+        finding = analyzers.get("prometheus-response").judge(
+            Evidence(body, name=check), ctx
+        )
         finding.kind = finding.kind or "prometheus-response"
         finding.evidence.insert(0, f"query at {end:.3f}: {promql}")
         return finding
