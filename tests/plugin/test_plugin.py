@@ -154,14 +154,20 @@ def test_a_fresh_run_builds_every_layer_once_and_removes_it_after(
     assert not (harness.path / ".meshstack" / "state.json").exists()
 
 
-def test_a_kept_stack_is_attached_to_by_a_later_existing_run(
-    harness: pytest.Pytester,
-) -> None:
+def _a_kept_stack(harness: pytest.Pytester) -> Path:
+    """Build the self-test stack and keep it; return its journal."""
     log = write_profile(harness)
     write_suites(harness)
     harness.runpytest_subprocess(
         "suites", "--stack=fresh", "--keep-stack"
     ).assert_outcomes(passed=3)
+    return log
+
+
+def test_a_kept_stack_is_attached_to_by_a_later_existing_run(
+    harness: pytest.Pytester,
+) -> None:
+    log = _a_kept_stack(harness)
     assert (harness.path / ".meshstack" / "state.json").exists()
     harness.runpytest_subprocess("suites/mesh").assert_outcomes(passed=1)
     provisions = [e for e in journal(log) if e["event"] == "provision"]
@@ -175,11 +181,7 @@ def test_a_kept_stack_is_attached_to_by_a_later_existing_run(
 def test_a_kept_stack_reused_by_a_later_run_stays_kept(
     harness: pytest.Pytester,
 ) -> None:
-    log = write_profile(harness)
-    write_suites(harness)
-    harness.runpytest_subprocess(
-        "suites", "--stack=fresh", "--keep-stack"
-    ).assert_outcomes(passed=3)
+    log = _a_kept_stack(harness)
 
     harness.runpytest_subprocess("suites/mesh", "--stack=reuse").assert_outcomes(
         passed=1

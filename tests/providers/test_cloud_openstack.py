@@ -262,13 +262,17 @@ def test_sweep_removes_what_a_lost_run_tagged_and_nothing_else(
         assert cloud.conn.network.find_network(other.id) is not None
     finally:
         cloud.conn.network.delete_network(other)
-        # Keypairs and flavors carry no tag: sweep leaves them (see its TODO).
-        if cloud.conn.compute.find_keypair(f"pt-key-{run_id}"):
-            cloud.conn.compute.delete_keypair(f"pt-key-{run_id}")
-        flavor = cloud.conn.compute.find_flavor(f"pt-flavor-{run_id}")
-        if flavor:
-            cloud.conn.compute.delete_flavor(flavor)
+        _remove_untagged(cloud.conn, run_id)
         cloud.close()
+
+
+def _remove_untagged(conn: Any, run_id: str) -> None:
+    """Keypairs and flavors carry no tag: sweep leaves them (see its TODO)."""
+    if conn.compute.find_keypair(f"pt-key-{run_id}"):
+        conn.compute.delete_keypair(f"pt-key-{run_id}")
+    flavor = conn.compute.find_flavor(f"pt-flavor-{run_id}")
+    if flavor:
+        conn.compute.delete_flavor(flavor)
 
 
 def test_teardown_removes_a_server_whose_create_was_cut_short(
@@ -354,11 +358,7 @@ def test_meshstack_sweep_removes_a_lost_run_and_spares_the_recorded_stack(
         )
     finally:
         cloud.conn.network.delete_network(spared, ignore_missing=True)
-        if cloud.conn.compute.find_keypair(f"pt-key-{lost}"):
-            cloud.conn.compute.delete_keypair(f"pt-key-{lost}")
-        flavor = cloud.conn.compute.find_flavor(f"pt-flavor-{lost}")
-        if flavor:
-            cloud.conn.compute.delete_flavor(flavor)
+        _remove_untagged(cloud.conn, lost)
         cloud.close()
 
 
