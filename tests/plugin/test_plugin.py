@@ -29,9 +29,13 @@ def harness(
 
 
 def write_profile(
-    p: pytest.Pytester, reasons: dict[str, list[str]] | None = None
+    p: pytest.Pytester,
+    reasons: dict[str, list[str]] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    reasons = reasons or {}
+    """The self-test profile: three layers of the self-test provider, each with its
+    probe's ``reasons`` and any further ``settings`` of its own."""
+    reasons, settings = reasons or {}, settings or {}
     journal = p.path / "journal.jsonl"
     layers = {
         layer: {
@@ -39,6 +43,7 @@ def write_profile(
             "layer": layer,
             "journal": str(journal),
             "reasons": reasons.get(layer, []),
+            **settings.get(layer, {}),
         }
         for layer in ("cloud", "cluster", "mesh")
     }
@@ -210,11 +215,9 @@ def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
 def test_checks_of_a_layer_that_could_not_be_built_report_why(
     harness: pytest.Pytester,
 ) -> None:
-    journal_file = write_profile(harness)
-    profile = harness.path / "stacks" / "local.yaml"
-    data = json.loads(profile.read_text())
-    data["layers"]["cloud"]["provision_fails"] = "credentials_missing"
-    profile.write_text(json.dumps(data))
+    journal_file = write_profile(
+        harness, settings={"cloud": {"provision_fails": "credentials_missing"}}
+    )
     write_suites(harness)
     result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rA")
     # The cloud check reports the provisioning failure itself (HARNESS-ERROR is
@@ -404,11 +407,7 @@ def test_ctrl_c_while_building_removes_what_was_already_made(
     import subprocess
     import sys
 
-    log = write_profile(harness)
-    profile = harness.path / "stacks" / "local.yaml"
-    data = json.loads(profile.read_text())
-    data["layers"]["cluster"]["delay"] = 30
-    profile.write_text(json.dumps(data))
+    log = write_profile(harness, settings={"cluster": {"delay": 30}})
     write_suites(harness)
     proc = subprocess.Popen(
         [

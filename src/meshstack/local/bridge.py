@@ -20,8 +20,7 @@ LABEL = "meshstack-local"
 
 
 def exists(env: LocalEnv, name: str) -> bool:
-    res = env.run(["ip", "-o", "link", "show", "dev", name], check=False, timeout=10)
-    return res.returncode == 0
+    return owner(env, name) is not None
 
 
 def owner(env: LocalEnv, name: str) -> str | None:
