@@ -135,8 +135,11 @@ class Stack:
         """Probe again the layers that can only be fully judged once a later one is up.
 
         The mesh is the example: whether the applications' pods carry the proxy is
-        the mesh's claim, but it can only be seen once the apps are deployed. A layer
-        found unhealthy then blocks every layer above it, as at first sight.
+        the mesh's claim, but it can only be seen once the apps are deployed. The
+        later layer needs to be built, not healthy: apps whose pods run without the
+        proxy may well fail their own probe, and that failure must then be BLOCKED
+        by the mesh, not stand beside a mesh recorded as healthy. A layer found
+        unhealthy then blocks every layer above it, as at first sight.
         """
         for layer in INFRA_LAYERS:
             prov = self._providers.get(layer)
@@ -145,9 +148,8 @@ class Stack:
                 prov is None
                 or after not in results
                 or not results[layer].verdict.healthy
+                or results[after].details.get("stage") == "building"
             ):
-                continue
-            if not results[after].verdict.healthy:
                 continue
             self._progress(layer, f"probing again now that {after} is up")
             finding = prov.probe()

@@ -5,6 +5,8 @@ named by the ``journal`` setting, with the process id and xdist worker, so a tes
 can count how often the stack was built and by whom. ``verdict`` and ``reasons``
 settings choose what its probe reports; ``provision_fails`` (a reason code) makes
 provisioning fail with it, as a refused credential or an unreachable API would.
+``judged_again_after`` names a later layer, as the mesh names the apps; once that
+layer is built, the probe adds the ``reasons_after`` codes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class SelfTestProvider(Provider):
     def state(self) -> Any:
         return self.ctx.state(self.layer_name)
 
+    @property
+    def judged_again_after(self) -> str | None:
+        return self.settings.get("judged_again_after")
+
     def provision(self) -> None:
         self._journal("provision")
         failing = self.settings.get("provision_fails")
@@ -54,7 +60,11 @@ class SelfTestProvider(Provider):
     def probe(self) -> Finding:
         self._journal("probe")
         f = Finding(layer=self.layer_name)
-        for code in self.settings.get("reasons", []):
+        codes = list(self.settings.get("reasons", []))
+        after = self.judged_again_after
+        if after and self.ctx.outputs(after).get("made"):
+            codes += self.settings.get("reasons_after", [])
+        for code in codes:
             f.add(code, f"self-test says {code}")
         return f
 

@@ -212,6 +212,31 @@ def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
     assert ("mesh", "provision") not in [(e["layer"], e["event"]) for e in journal(log)]
 
 
+def test_a_second_look_blocks_an_unhealthy_upper_layer_it_explains(
+    harness: pytest.Pytester,
+) -> None:
+    # The cluster, like the mesh on a real stack, can only be fully judged once the
+    # layer above it is built, and that layer fails for the cluster's fault (as apps
+    # whose pods lack the proxy do). The failure must be BLOCKED by the cluster, not
+    # stand beside a cluster recorded as healthy.
+    log = write_profile(
+        harness,
+        {"mesh": ["deployment_not_available"]},
+        settings={
+            "cluster": {"judged_again_after": "mesh", "reasons_after": ["not_meshed"]}
+        },
+    )
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rs")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*BLOCKED: mesh needs cluster, which is FAIL (not_meshed)*"]
+    )
+    events = [(e["layer"], e["event"]) for e in journal(log)]
+    after_mesh = events[events.index(("mesh", "provision")) :]
+    assert ("cluster", "probe") in after_mesh, events
+
+
 def test_checks_of_a_layer_that_could_not_be_built_report_why(
     harness: pytest.Pytester,
 ) -> None:
