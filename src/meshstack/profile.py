@@ -12,15 +12,17 @@ Secrets never live in a profile: a secret setting is ``{env: NAME}`` or
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# check is re-exported: providers' self-tests validate settings with it from here.
+from meshstack.schema import Spec
+from meshstack.schema import check as check
+from meshstack.schema import describe as _describe
 from meshstack.verdicts import LAYERS
 
 
@@ -30,99 +32,6 @@ class ProfileError(Exception):
 
 class SecretError(Exception):
     """A secret the profile names is absent or unreadable."""
-
-
-Spec = Mapping[str, Any]
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (int, float),
-    "seconds": (int, float),
-    "bool": (bool,),
-    "list": (list,),
-    "dict": (dict,),
-    "path": (str,),
-    "cidr": (str,),
-    "secret": (dict,),
-    "any": (object,),
-}
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check(value: Any, spec: Spec, where: str, errors: list[str]) -> Any:
-    """Validate ``value`` against ``spec``; append messages; return it with defaults.
-
-    A spec is ``{"type": ..., "required": bool, "default": v, "items": spec,
-    "keys": {name: spec}, "choices": [...], "min": n}``; ``keys`` on a dict also
-    rejects unknown keys unless ``"open": True``.
-    """
-    kind = spec.get("type", "any")
-    if kind not in _TYPES:
-        raise ValueError(f"schema at {where} has unknown type {kind!r}")
-    if isinstance(value, bool) and kind in ("int", "float", "seconds"):
-        errors.append(f"{where}: expected {kind}, found {_describe(value)}")
-        return value
-    if not isinstance(value, _TYPES[kind]):
-        errors.append(f"{where}: expected {kind}, found {_describe(value)}")
-        return value
-    return _check_value(value, kind, spec, where, errors)
-
-
-def _check_value(
-    value: Any, kind: str, spec: Spec, where: str, errors: list[str]
-) -> Any:
-    if "choices" in spec and value not in spec["choices"]:
-        errors.append(
-            f"{where}: expected one of {', '.join(map(str, spec['choices']))}, "
-            f"found {_describe(value)}"
-        )
-    if kind in ("int", "float", "seconds") and value < spec.get("min", 0):
-        errors.append(f"{where}: expected >= {spec.get('min', 0)}, found {value}")
-    if kind == "cidr":
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            errors.append(
-                f"{where}: expected a CIDR like 198.51.100.0/24, found {value!r}"
-            )
-    if kind == "secret" and set(value) not in ({"env"}, {"file"}):
-        errors.append(
-            f"{where}: expected {{env: NAME}} or {{file: PATH}}, found {_describe(value)}"
-        )
-    if kind == "list" and "items" in spec:
-        return [
-            check(v, spec["items"], f"{where}[{i}]", errors)
-            for i, v in enumerate(value)
-        ]
-    if kind == "dict" and "keys" in spec:
-        return _check_keys(value, spec, where, errors)
-    return value
-
-
-def _check_keys(
-    value: dict[str, Any], spec: Spec, where: str, errors: list[str]
-) -> dict[str, Any]:
-    keys: Mapping[str, Spec] = spec["keys"]
-    out = dict(value)
-    for name, sub in keys.items():
-        path = f"{where}.{name}" if where else name
-        if name in value:
-            out[name] = check(value[name], sub, path, errors)
-        elif sub.get("required"):
-            errors.append(f"{path}: required {sub.get('type', 'value')} is missing")
-        elif "default" in sub:
-            out[name] = sub["default"]
-    if not spec.get("open"):
-        for name in value:
-            if name not in keys:
-                known = ", ".join(sorted(keys))
-                errors.append(f"{where}.{name}: unknown key (known keys: {known})")
-    return out
 
 
 def _read_yaml(path: Path, missing: str = "pass --stack-profile PATH") -> Any:
@@ -165,22 +74,153 @@ PROFILE_SPEC: Spec = {
     },
 }
 
+# Seconds a load window's measured length can be off: Locust's history rows carry
+# whole seconds, and each end of the window can be off by one. A profile's steady
+# window times its tolerance must be at least this, or the rate cannot be judged.
+RESOLUTION_SECONDS = 2
+
+# Where a stack profile's load profiles live unless layers.load.directory says.
+DIRECTORY = "../loadprofiles"
+
+_SHARE: Spec = {"type": "float", "min": 0, "max": 1, "note": "a share: 0.99 is 99%"}
+_TEXT: Spec = {"type": "str", "required": True}
+
+# The quantiles the SLO layer judges (slo_prometheus.checks_for): a bound for any
+# other would never be checked, so it is refused.
+LATENCY_QUANTILES = ("p95", "p99")
+
+SLO_SPEC: Spec = {
+    "type": "dict",
+    "required": True,
+    "keys": {
+        "selector": {
+            "type": "dict", "required": True, "min_len": 1, "values": {"type": "str"},
+        },
+        "success_rate": _SHARE,
+        "latency_ms": {
+            "type": "dict",
+            "keys": {q: {"type": "float", "above": 0} for q in LATENCY_QUANTILES},
+            "note": "the SLO layer judges these quantiles only",
+        },
+        "declared_failures": {
+            "type": "list",
+            "items": {
+                "type": "dict",
+                "keys": {
+                    "name": _TEXT, "label": _TEXT, "value": _TEXT,
+                    "locust_name": {"type": "str"},
+                    "failure_rate": {**_SHARE, "default": 1.0},
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
 LOAD_SPEC: Spec = {
     "type": "dict",
-    "open": True,
     "keys": {
-        "name": {"type": "str", "required": True},
+        "name": _TEXT,
         "locustfile": {"type": "path", "required": True},
-        "app": {"type": "str", "required": True},
+        "app": _TEXT,
         "rate": {"type": "float", "required": True, "min": 0.001},
         "users": {"type": "int", "required": True, "min": 1},
         "duration": {"type": "seconds", "required": True, "min": 1},
         "ramp": {"type": "seconds", "default": 0},
-        "min_sample": {"type": "int", "default": 100},
-        "tolerance": {"type": "float", "default": 0.05},
-        "slo": {"type": "dict", "required": True, "open": True},
+        "steady": {"type": "seconds", "above": 0},
+        "min_sample": {"type": "int", "default": 100, "min": 1},
+        "tolerance": {**_SHARE, "default": 0.05, "above": 0},
+        "locust_args": {"type": "list", "default": [], "items": {"type": "str"}},
+        "slo": SLO_SPEC,
     },
 }
+
+
+def check_load_profile(data: Any) -> tuple[Any, list[str]]:
+    """A load profile with its defaults (``steady``: what ``ramp`` leaves of
+    ``duration``) and every problem found, each as ``key.path: message``."""
+    if not isinstance(data, dict):
+        return data, [f"expected a mapping of settings, found {_describe(data)}"]
+    errors: list[str] = []
+    data = check(data, LOAD_SPEC, "", errors)
+    unsound = {e.split(":")[0] for e in errors}
+    # Each cross-field check needs the fields it reads to be sound numbers.
+    if unsound & {"duration", "ramp", "steady"}:
+        return data, errors
+    data.setdefault("steady", data["duration"] - data["ramp"])
+    errors.extend(_fit_problems(data))
+    if data["steady"] > 0 and not unsound & {"tolerance", "rate", "min_sample"}:
+        errors.extend(_resolution_problems(data))
+    return data, errors
+
+
+def _fit_problems(p: dict[str, Any]) -> list[str]:
+    """Whether the steady window fits in the run after the ramp."""
+    duration, ramp, steady = p["duration"], p["ramp"], p["steady"]
+    if steady <= 0:
+        return [
+            f"ramp: {ramp} s leaves no steady window in duration ({duration} s); "
+            "shorten ramp or lengthen duration"
+        ]
+    if ramp + steady > duration:
+        return [
+            f"steady: ramp ({ramp} s) + steady ({steady} s) is longer than duration "
+            f"({duration} s); lengthen duration to {ramp + steady} s or shorten steady"
+        ]
+    return []
+
+
+def _resolution_problems(p: dict[str, Any]) -> list[str]:
+    """Whether the window can judge the rate and hold the sample the profile sets."""
+    steady, tolerance, out = p["steady"], p["tolerance"], []
+    if steady * tolerance < RESOLUTION_SECONDS:
+        out.append(
+            f"steady: {steady} s cannot resolve a tolerance of {tolerance:.0%}: "
+            "Locust stamps its history in whole seconds, so each end of the window "
+            f"can be off by one; make steady x tolerance >= {RESOLUTION_SECONDS} "
+            "(e.g. 40 s at 5%)"
+        )
+    most = p["rate"] * steady * (1 + tolerance)
+    if p["min_sample"] > most:
+        out.append(
+            f"min_sample: {p['min_sample']} requests is more than the window can "
+            f"hold within tolerance ({most:.0f} at {p['rate']} rps over {steady} s); "
+            "lower min_sample or lengthen steady"
+        )
+    return out
+
+
+def read_load_file(file: Path, missing: str) -> tuple[dict[str, Any], list[str]]:
+    """A load profile file, validated; its problems as whole lines naming the file.
+
+    ``missing`` says what to do when the file does not exist. The locustfile is
+    made absolute (it is named relative to the load profile) and must exist.
+    """
+    try:
+        data = _read_yaml(file, missing)
+    except ProfileError as exc:
+        return {}, [str(exc)]
+    data, errors = check_load_profile(data)
+    locustfile = data.get("locustfile") if isinstance(data, dict) else None
+    if isinstance(locustfile, str):
+        path = (file.parent / os.path.expandvars(locustfile)).resolve()
+        data["locustfile"] = str(path)
+        if not path.is_file():
+            errors.append(
+                f"locustfile: expected a file relative to {file.parent}, found "
+                f"{locustfile!r}, which does not exist; fix the path"
+            )
+    return data, [_line(file, e) for e in errors]
+
+
+def raise_for(where: Path, lines: list[str], what: str = "the profile") -> None:
+    """One ``ProfileError`` listing every line (each naming its file), if any."""
+    if lines:
+        body = "\n".join(f"  {line}" for line in lines)
+        raise ProfileError(f"{where}: {len(lines)} problem(s) in {what}:\n{body}")
+
+
+def _line(path: Path, error: str) -> str:
+    return f"{path}: {error.lstrip('.: ')}"
 
 
 @dataclass
@@ -194,8 +234,7 @@ class Profile:
 
     def resolve(self, value: str) -> Path:
         """A path the profile names, relative to the profile file."""
-        p = Path(os.path.expandvars(value))
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
+        return _resolve(self.path.parent, value)
 
     def provider_name(self, layer: str) -> str | None:
         section = self.layers.get(layer)
@@ -203,7 +242,11 @@ class Profile:
 
 
 def load_profile(path: Path, provider_schemas: bool = True) -> Profile:
-    """Read and validate a stack profile and the load profiles it names."""
+    """Read and validate a stack profile and the load profiles it names.
+
+    Every problem of the profile and of its load profiles is reported at once, in
+    one ``ProfileError`` with a line per problem naming its file and key.
+    """
     path = Path(path)
     data = _read_with_base(path, seen=())
     errors: list[str] = []
@@ -214,22 +257,24 @@ def load_profile(path: Path, provider_schemas: bool = True) -> Profile:
             section = data["layers"].get(layer)
             if isinstance(section, dict) and isinstance(section.get("provider"), str):
                 layers[layer] = _check_layer(layer, section, errors, provider_schemas)
-    _raise(path, errors)
+    lines = [_line(path, e) for e in errors]
+    loads = _load_profiles(path.resolve(), layers.get("load"), lines)
+    raise_for(path, lines, "the profile and its load profiles")
+    profile = Profile(path=path.resolve(), name=data["name"], layers=layers, raw=data)
     local = data.get("local_stack")
-    profile = Profile(
-        path=path.resolve(),
-        name=data["name"],
-        layers=layers,
-        raw=data,
-    )
     if local:
         profile.local_root = profile.resolve(local["root"])
-    profile.load_profiles = _load_profiles(profile, layers.get("load"))
+    profile.load_profiles = loads
     return profile
 
 
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(os.path.expandvars(value))
+    return p if p.is_absolute() else (base / p).resolve()
+
+
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """The profile, laid over the profile it ``extends`` (mappings merge, lists replace).
+    """The profile laid over the one it ``extends`` (mappings merge, lists replace).
 
     Paths in the base keep meaning what they meant there: both files must sit in
     the same folder.
@@ -290,35 +335,25 @@ def _check_layer(
 
 
 def _load_profiles(
-    profile: Profile, load: dict[str, Any] | None
+    stack: Path, load: dict[str, Any] | None, lines: list[str]
 ) -> dict[str, dict[str, Any]]:
-    if not load:
-        return {}
-    names = load.get("profiles") or []
-    directory = profile.resolve(load.get("directory", "../loadprofiles"))
+    """Each load profile the load layer names, validated; its problems go to lines."""
+    names = (load or {}).get("profiles")
+    directory = _resolve(stack.parent, str((load or {}).get("directory", DIRECTORY)))
     out: dict[str, dict[str, Any]] = {}
-    for name in names:
+    # A names list that is not a list of str is the layer schema's to report.
+    for name in names if isinstance(names, list) else []:
+        if not isinstance(name, str):
+            continue
         file = directory / f"{name}.yaml"
-        data = _read_yaml(
-            file,
-            f"{profile.path}: layers.load.profiles names {name!r}; add {file.name} "
-            f"to {directory} or fix the name",
+        missing = (
+            f"{stack}: layers.load.profiles names {name!r}; add {file.name} "
+            f"to {directory} or fix the name"
         )
-        errors: list[str] = []
-        if not isinstance(data, dict):
-            errors.append(f": expected a mapping, found {_describe(data)}")
-        else:
-            data = check(data, LOAD_SPEC, "", errors)
-        _raise(file, errors)
-        data["locustfile"] = str((file.parent / data["locustfile"]).resolve())
+        data, problems = read_load_file(file, missing)
+        lines.extend(problems)
         out[name] = data
     return out
-
-
-def _raise(path: Path, errors: list[str]) -> None:
-    if errors:
-        lines = "\n".join(f"  {path}: {e.lstrip('.')}" for e in errors)
-        raise ProfileError(f"{path}: {len(errors)} problem(s) in the profile:\n{lines}")
 
 
 def resolve_secret(spec: Any, what: str, base: Path) -> str:

@@ -142,6 +142,35 @@ def test_a_broken_profile_names_the_file_the_key_and_what_was_expected(
     assert "layers.clowd: unknown key" in err
 
 
+def test_broken_load_profiles_are_a_usage_error_naming_every_problem(
+    harness: pytest.Pytester,
+) -> None:
+    write_suites(harness)
+    loads = harness.path / "loadprofiles"
+    loads.mkdir()
+    (loads / "paced_locust.py").write_text("# never run: the profile is refused\n")
+    common = (
+        "locustfile: paced_locust.py\napp: webdemo\nusers: 2\nduration: 50\n"
+        "slo: {selector: {namespace: webdemo}, success_rate: 0.99}\n"
+    )
+    (loads / "typo.yaml").write_text(f"name: typo\nrate: 2\nstedy: 40\n{common}")
+    (loads / "nan.yaml").write_text(f"name: nan\nrate: .nan\n{common}")
+    (harness.path / "stacks").mkdir()
+    stack = harness.path / "stacks" / "broken-load.yaml"
+    stack.write_text(
+        "name: broken-load\nlayers:\n"
+        "  load: {provider: locust, attach: {ran: true}, profiles: [typo, nan]}\n"
+    )
+    result = harness.runpytest_subprocess(
+        "suites", "--stack=existing", "--stack-profile", str(stack)
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "2 problem(s) in the profile and its load profiles" in err
+    assert f"{loads / 'typo.yaml'}: stedy: unknown key; did you mean steady?" in err
+    assert f"{loads / 'nan.yaml'}: rate: expected a finite number, found nan" in err
+
+
 def test_a_fresh_run_builds_every_layer_once_and_removes_it_after(
     harness: pytest.Pytester,
 ) -> None:

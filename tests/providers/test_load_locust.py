@@ -33,7 +33,7 @@ def write_profile(directory: Path, name: str, **overrides: object) -> None:
         "steady": 20,
         "min_sample": 100,
         "tolerance": 0.1,
-        "slo": {"success_rate": 0.99},
+        "slo": {"selector": {"namespace": "webdemo"}, "success_rate": 0.99},
         **overrides,
     }
     (directory / f"{name}.yaml").write_text(yaml.safe_dump(profile))

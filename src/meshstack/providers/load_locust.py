@@ -25,20 +25,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
-from meshstack.profile import LOAD_SPEC, ProfileError, check
+from meshstack.profile import raise_for, read_load_file
 from meshstack.providers.base import Provider
 from meshstack.providers.locust_csv import counts_at, window_of
 from meshstack.verdicts import Finding, Verdict, harness_error, merge
 
 log = logging.getLogger(__name__)
-
-# Seconds a window's measured length can be off: Locust's history rows carry whole
-# seconds, and each end of the window can be off by one.
-RESOLUTION_SECONDS = 2
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "directory": {"type": "path", "default": "../loadprofiles"},
@@ -54,31 +48,16 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 
 
 def read_load_profile(directory: Path, name: str) -> dict[str, Any]:
-    """A load profile, validated, with ``steady`` defaulted and checked to fit."""
+    """A load profile, validated as the stack profile's loader validates it.
+
+    ``steady`` is defaulted and checked to fit; every problem is reported in one
+    ``ProfileError`` (see :func:`meshstack.profile.check_load_profile`).
+    """
     file = directory / f"{name}.yaml"
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{file}: cannot read the load profile: {exc}") from None
-    errors: list[str] = []
-    data = check(data, LOAD_SPEC, "", errors)
-    if not errors:
-        data.setdefault("steady", data["duration"] - data["ramp"])
-        if data["steady"] * data["tolerance"] < RESOLUTION_SECONDS:
-            errors.append(
-                f"steady ({data['steady']} s) cannot resolve a tolerance of "
-                f"{data['tolerance']:.0%}: Locust stamps its history in whole "
-                "seconds, so each end of the window can be off by one; make "
-                f"steady x tolerance >= {RESOLUTION_SECONDS} (e.g. 40 s at 5%)"
-            )
-        if data["ramp"] + data["steady"] > data["duration"]:
-            errors.append(
-                f"ramp ({data['ramp']}) + steady ({data['steady']}) is longer than "
-                f"duration ({data['duration']}): lengthen duration"
-            )
-    if errors:
-        raise ProfileError(f"{file}: " + "; ".join(e.lstrip(".: ") for e in errors))
-    data["locustfile"] = str((file.parent / data["locustfile"]).resolve())
+    data, lines = read_load_file(
+        file, f"add {file.name} to {directory}, or name another load profile"
+    )
+    raise_for(file, lines, "the load profile")
     return data
 
 
