@@ -7,6 +7,7 @@ webhook must answer it runs the MetalLB twin's controller process on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -227,11 +228,10 @@ def test_a_webhook_that_never_answers_fails_once_the_retry_bound_is_spent(
     assert "connection refused" in str(err.value)
 
 
-def test_the_webhook_refusal_right_after_install_is_retried_until_it_answers(
-    tmp_path, twin
-):
-    port = _free_port()
-    _route_webhook(twin, port)
+@contextlib.contextmanager
+def _controller(tmp_path: Path, twin: TwinCluster, port: int) -> Iterator[Path]:
+    """The MetalLB twin's controller process on loopback, serving its webhook on
+    ``port``; yields the path of its log."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
@@ -241,25 +241,58 @@ def test_the_webhook_refusal_right_after_install_is_retried_until_it_answers(
         "MESHSTACK_IMAGE_TAG": "v0.14.8",
         "MESHSTACK_BIND_ADDRESS": "127.0.0.1",
     }
-    log = (tmp_path / "controller.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meshstack.twin.metallb", "controller"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = tmp_path / "controller.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meshstack.twin.metallb", "controller"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield log_path
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_the_webhook_refusal_right_after_install_is_retried_until_it_answers(
+    tmp_path, twin
+):
+    port = _free_port()
+    _route_webhook(twin, port)
     provider = _provider(
         tmp_path, twin, webhook_retry_timeout=30, webhook_retry_interval=0.5
     )
-    try:
+    with _controller(tmp_path, twin, port):
         provider._apply(provider.config_documents(), retry_webhook=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert [r["type"] for r in provider.state.resources] == [
         "IPAddressPool",
         "L2Advertisement",
     ]
+
+
+def test_a_deleted_pool_is_restored_by_reinstalling_as_reuse_does(tmp_path, twin):
+    # --stack=reuse repairs a broken lb layer by provisioning it again: the install
+    # manifests are re-applied, which empties the webhook's caBundle until MetalLB's
+    # controller puts its CA back; the pool must then be created, not refused as
+    # untrusted.
+    port = _free_port()
+    _route_webhook(twin, port)
+    provider = _provider(
+        tmp_path, twin, webhook_retry_timeout=30, webhook_retry_interval=0.5
+    )
+    with _controller(tmp_path, twin, port) as log:
+        provider._apply(provider.config_documents(), retry_webhook=True)
+        twin.kube.delete(
+            "metallb.io/v1beta1", "IPAddressPool", "overlay-pool", "metallb-system"
+        )
+        _route_webhook(twin, port)  # the manifests again: caBundle is reset
+        provider._apply(provider.config_documents(), retry_webhook=True)
+        pools = twin.kube.list("metallb.io/v1beta1", "IPAddressPool", "metallb-system")
+        text = log.read_text()
+    assert [p["metadata"]["name"] for p in pools] == ["overlay-pool"]
+    assert "webhook CA re-injected" in text, text
 
 
 def test_addresses_are_matched_against_ranges_and_cidrs():

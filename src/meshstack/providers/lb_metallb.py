@@ -5,8 +5,12 @@ profile's ``version``), waits for the controller and every speaker, then applies
 the profile's ``IPAddressPool``/``L2Advertisement`` resources, or, where the profile
 sets ``legacy_configmap: true``, the pre-0.13 ``config`` ConfigMap instead (which
 MetalLB 0.13+ ignores: the profile switch that reproduces that failure). The
-admission webhook is not reachable for a moment after install, so a refused call
-is retried until ``webhook_retry_timeout``; every other apply error is final.
+admission webhook is not reachable for a moment after install, and its CA is put
+into the webhook configuration by MetalLB's controller only after the manifests
+are applied (re-applying them, as ``--stack=reuse`` does to repair the layer,
+resets it), so a refused or untrusted call is retried until
+``webhook_retry_timeout``; every other apply error is final, and a refusal that
+outlasts the window is reported with its own reason.
 
 Checks gather the live objects and hand them to the ``metallb-config`` analyzer;
 ``judge_allocation`` also creates a probe LoadBalancer Service, waits for its
@@ -138,6 +142,14 @@ def _advert(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _settling_webhook(finding: Finding) -> bool:
+    """A refusal the webhook gives while MetalLB is still starting: not reachable
+    for a moment, or serving a certificate the configuration does not trust yet."""
+    unavailable = "webhook_unavailable" in finding.reasons
+    transient = finding.details.get("transient") is True
+    return (unavailable and transient) or "webhook_ca_mismatch" in finding.reasons
+
+
 class MetalLBProvider(MetalLBChecks, Provider):
     """MetalLB in L2 mode on the cluster the cluster layer made or names."""
 
@@ -227,15 +239,17 @@ class MetalLBProvider(MetalLBChecks, Provider):
                 break
             except client.ApiException as exc:
                 finding = self._judge_apply_error(exc)
-                transient = finding.details.get("transient") is True
-                retry = retry_webhook and "webhook_unavailable" in finding.reasons
-                if not (retry and transient and clock.monotonic() < deadline):
+                if not (
+                    retry_webhook
+                    and _settling_webhook(finding)
+                    and clock.monotonic() < deadline
+                ):
                     raise ProviderError(
                         finding,
                         f"applying {doc['kind']} {rid}: {apply_error_text(exc)}",
                     ) from None
                 log.info(
-                    "[%s] %s: webhook not reachable yet, retrying in %.0fs",
+                    "[%s] %s: webhook not reachable or trusted yet, retrying in %.0fs",
                     rid,
                     doc["kind"],
                     self.settings["webhook_retry_interval"],

@@ -45,6 +45,8 @@ GROUP, VERSION = "metallb.io", "v1beta1"
 IPS_ANNOTATIONS = ("metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs")
 POOL_ANNOTATIONS = ("metallb.universe.tf/address-pool", "metallb.io/address-pool")
 WEBHOOK_DELAY = 4.0
+# How often the controller checks that the webhook config still carries its CA.
+CA_RECHECK_SECONDS = 1.0
 RESYNC_INTERVAL = 2.0
 
 

@@ -215,19 +215,16 @@ def _review(cl: client.ApiClient, tag: str, body: dict) -> dict:
     }
 
 
-def _publish_certificate(cl: client.ApiClient) -> ssl.SSLContext:
-    """Issue the serving cert, store it, and put its CA in the webhook config."""
+def _publish_certificate(cl: client.ApiClient) -> tuple[ssl.SSLContext, str]:
+    """Issue the serving cert, store it, and put its CA in the webhook config.
+
+    Returns the TLS context to serve with and the CA bundle published.
+    """
     from meshstack.twin.linkerd.certs import webhook_pair
 
     ca, leaf = webhook_pair("metallb-webhook-service", m.NS)
     bundle = base64.b64encode(ca.cert_pem.encode()).decode()
-    adm = client.AdmissionregistrationV1Api(cl)
-    cfg = plain(adm.read_validating_webhook_configuration(WEBHOOK_CONFIG))
-    for hook in cfg.get("webhooks") or []:
-        hook.setdefault("clientConfig", {})["caBundle"] = bundle
-    adm.patch_validating_webhook_configuration(
-        WEBHOOK_CONFIG, {"webhooks": cfg["webhooks"]}
-    )
+    inject_ca(cl, bundle)
     tmp = tempfile.mkdtemp(prefix="metallb-webhook-")
     crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
     with open(crt, "w") as fh:
@@ -236,7 +233,34 @@ def _publish_certificate(cl: client.ApiClient) -> ssl.SSLContext:
         fh.write(leaf.key_pem)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
-    return ctx
+    return ctx, bundle
+
+
+def inject_ca(cl: client.ApiClient, bundle: str) -> bool:
+    """Put ``bundle`` in every hook of the webhook config; False if all had it."""
+    adm = client.AdmissionregistrationV1Api(cl)
+    cfg = plain(adm.read_validating_webhook_configuration(WEBHOOK_CONFIG))
+    hooks = cfg.get("webhooks") or []
+    if all((h.get("clientConfig") or {}).get("caBundle") == bundle for h in hooks):
+        return False
+    for hook in hooks:
+        hook.setdefault("clientConfig", {})["caBundle"] = bundle
+    adm.patch_validating_webhook_configuration(WEBHOOK_CONFIG, {"webhooks": hooks})
+    return True
+
+
+def keep_ca_injected(cl: client.ApiClient, bundle: str, stop: threading.Event) -> None:
+    """Put the CA back whenever the webhook config loses it, as MetalLB's cert
+    rotator does: re-applying MetalLB's manifests resets ``caBundle``, and the
+    controller restores it within moments instead of leaving the webhook
+    untrusted."""
+    while not stop.is_set():
+        try:
+            if inject_ca(cl, bundle):
+                say("info", "webhook CA re-injected", name=WEBHOOK_CONFIG)
+        except client.ApiException as exc:
+            say("error", "cannot read the webhook config", reason=str(exc.reason))
+        stop.wait(m.CA_RECHECK_SECONDS)
 
 
 def serve_webhook(cl: client.ApiClient, tag: str) -> None:
@@ -254,7 +278,10 @@ def serve_webhook(cl: client.ApiClient, tag: str) -> None:
         def log_message(self, *args: Any) -> None:
             return
 
-    ctx = _publish_certificate(cl)
+    ctx, bundle = _publish_certificate(cl)
+    threading.Thread(
+        target=keep_ca_injected, args=(cl, bundle, threading.Event()), daemon=True
+    ).start()
     time.sleep(m.WEBHOOK_DELAY)
     server = ThreadingHTTPServer((BIND, host_port(9443)), Handler)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
