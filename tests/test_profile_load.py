@@ -148,6 +148,7 @@ def test_a_selector_must_name_labels_as_strings(lab: Lab) -> None:
         ),
         ("slo", "{selector: {a: b}, success_rate: .nan}", "slo.success_rate", "nan"),
     ],
+    ids=["rate nan", "duration inf", "latency inf", "success_rate nan"],
 )
 def test_nan_and_infinite_numbers_are_refused_as_not_finite(
     lab: Lab, key: str, yaml_value: str, path: str, found: str

@@ -690,3 +690,124 @@ def test_a_failure_behind_a_prefix_only_some_lines_carry_still_fails() -> None:
     for name in ("mixed_prefix_hidden_failure.txt", "gh_run_view_log_prefix.txt"):
         f = judge(Evidence((data / name).read_text()), Context())
         assert f.reasons == ["viz_extension_not_found"], (name, f.to_json())
+
+
+# --- empty results, and quoting only what the input holds ------------------------
+
+STATUS_ONLY = {
+    "glyph": "Status check results are √\n",
+    "2019 glyph": "Status check results are ✔\n",
+    "2018 dotted": "Status check results are [ok]\n",
+    "json": '{"success": true, "categories": []}\n',
+    "json pretty": '{\n  "success":true,\n  "categories": []\n}\n',
+    "json stream": '{"success": true, "categories": []}\n'
+    '{"success": true, "categories": [{"categoryName": "linkerd-viz", "checks": []}]}',
+}
+
+
+def quoted(hint: str) -> list[str]:
+    """The spans a hint puts in single quotes."""
+    return hint.split("'")[1::2]
+
+
+@pytest.mark.parametrize("text", STATUS_ONLY.values(), ids=STATUS_ONLY.keys())
+def test_a_status_alone_is_quoted_as_the_input_prints_it(text: str) -> None:
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    assert (finding.verdict, finding.reasons) == (Verdict.INCONCLUSIVE, ["no_data"])
+    [hint] = finding.hints
+    assert quoted(hint) and all(q in text for q in quoted(hint)), hint
+    assert finding.evidence and all(e in text for e in finding.evidence)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"categories": []}', '{"categories": [{"categoryName": "x", "checks": []}]}'],
+    ids=["no category", "a category of no check"],
+)
+def test_json_with_no_check_and_no_status_is_nothing_to_judge(text: str) -> None:
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    assert (finding.verdict, finding.reasons) == (Verdict.INCONCLUSIVE, ["no_data"])
+    assert "no check result" in finding.hints[0]
+    assert "success" not in finding.details
+    assert finding.evidence == []
+
+
+def test_a_failed_status_with_no_failed_check_quotes_that_status() -> None:
+    text = '{\n  "success": false,\n  "categories": []\n}\n'
+
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    assert finding.reasons == ["check_failed"]
+    assert finding.evidence == ['"success": false']
+
+
+def test_a_json_stream_cut_before_its_first_check_fails_and_says_it_was_cut() -> None:
+    text = '{"success": true, "categories": []}\n{"success": true, "categories": ['
+
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    assert (finding.verdict, finding.reasons) == (Verdict.FAIL, ["check_failed"])
+    assert finding.details["truncated"] is True
+
+
+# Go's encoding/json prints a map's type with braces (map[string]interface {}); an
+# error text carrying one is an object inside an object to a naive pattern.
+BRACED_ERROR = (
+    '{"success": false, "categories": [{"categoryName": "kubernetes-api", '
+    '"checks": [{"description": "can initialize the client", "hint": "", '
+    '"error": "bad config: map[string]interface {}{\\"a\\": 1}", "result": "error"}, '
+    '{"description": "can query the Kubernetes API", "result": "success"}]}]}'
+)
+
+
+def test_a_json_check_whose_error_holds_braces_cites_its_own_text() -> None:
+    finding = lc.judge(Evidence(BRACED_ERROR), Context(now=NOW))
+
+    assert finding.reasons == ["check_failed"]
+    assert finding.evidence
+    assert all(line in BRACED_ERROR for line in finding.evidence), finding.evidence
+    assert "can initialize the client" in finding.evidence[0]
+
+
+def test_a_cut_json_document_still_reads_a_check_whose_error_holds_braces() -> None:
+    cut = BRACED_ERROR[: BRACED_ERROR.index('{"description": "can query')]
+
+    report = lcr.read(cut)
+
+    assert [c.description for c in report.checks] == ["can initialize the client"]
+    assert report.cut_json
+    assert report.checks[0].lines[0] in cut
+
+
+EDGE_INPUTS = [
+    *STATUS_ONLY.values(),
+    BRACED_ERROR,
+    '{"success": false, "categories": []}',
+    '{"categories": []}\n{"success": true, "categories": [',
+    "linkerd-version\n---------------\n‼ can determine the latest version\n"
+    "Status check results are √\n",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [*(p.read_text(encoding="utf-8") for p in sorted(DATA.iterdir())), *EDGE_INPUTS],
+    ids=[*(p.name for p in sorted(DATA.iterdir())), *map(str, range(len(EDGE_INPUTS)))],
+)
+def test_every_evidence_line_is_a_line_of_the_input(text: str) -> None:
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    screen = "\n".join(lcr.screen_lines(lcr.strip_prefix(text)))
+    assert all(line.strip() in screen for line in finding.evidence), finding.evidence
+
+
+def test_a_freshness_check_with_no_message_is_not_given_one() -> None:
+    text = EDGE_INPUTS[-1]
+
+    finding = lc.judge(Evidence(text), Context(now=NOW))
+
+    assert finding.hints[0].startswith(
+        "can determine the latest version, with no message ("
+    )

@@ -83,6 +83,8 @@ class Report:
 
     checks: list[Check] = field(default_factory=list)
     statuses: list[bool] = field(default_factory=list)
+    # Each status as the input shows it (a hint quotes these, never its own words).
+    status_lines: list[str] = field(default_factory=list)
     json_documents: int = 0
     text_seen: bool = False
     cut_json: bool = False
@@ -115,7 +117,7 @@ def _json_stream(text: str, report: Report) -> str:
             report.cut_json = report.cut_json or _opens_document(text, pos)
             break
         first = len(report.checks)
-        _read_json_document(doc, report)
+        _read_json_document(doc, report, text[pos:end])
         _cite_json_lines(report.checks[first:], text[pos:end])
         pos = end
         while pos < len(text) and text[pos].isspace():
@@ -129,30 +131,55 @@ def _opens_document(text: str, pos: int) -> bool:
     return text[pos] == "{" and (not line or line.startswith('"'))
 
 
-_JSON_CHECK = re.compile(r'\{[^{}]*"result"\s*:\s*"\w+"[^{}]*\}')
 _JSON_CATEGORY = re.compile(r'"categoryName"\s*:\s*"([^"]*)"')
+_JSON_SUCCESS = re.compile(r'"success"\s*:\s*(true|false)')
+# A JSON string (one cut off runs to the end, so no input makes this slow) or a
+# bracket; brackets inside strings are thereby never counted.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\Z)|[{}\[\]]')
+# document { > categories [ > category { > checks [ > check {
+_CHECK_DEPTH = 5
+
+
+def _check_spans(raw: str) -> list[tuple[int, int]]:
+    """Where each complete check object of a JSON document lies in its text."""
+    spans: list[tuple[int, int]] = []
+    depth, start = 0, -1
+    for m in _JSON_TOKEN.finditer(raw):
+        token = m.group(0)
+        if token in "{[":
+            depth += 1
+            start = m.start() if depth == _CHECK_DEPTH and token == "{" else start
+        elif token in "}]":
+            if depth == _CHECK_DEPTH and token == "}" and start >= 0:
+                spans.append((start, m.end()))
+                start = -1
+            depth -= 1
+    return spans
 
 
 def _salvage_json(text: str, report: Report) -> bool:
     """Read the complete check objects of a JSON document that was cut off."""
     categories = [(m.start(), m.group(1)) for m in _JSON_CATEGORY.finditer(text)]
     found = 0
-    for m in _JSON_CHECK.finditer(text):
+    for start, end in _check_spans(text):
         try:
-            item = json.loads(m.group(0))
+            item = json.loads(text[start:end])
         except (ValueError, RecursionError):
             continue
-        before = [name for start, name in categories if start < m.start()]
+        if not isinstance(item, dict) or "result" not in item:
+            continue
+        before = [name for at, name in categories if at < start]
         check = _json_check(before[-1] if before else "", item)
-        check.lines = _object_lines(m.group(0))
+        check.lines = _object_lines(text[start:end])
         report.checks.append(check)
         found += 1
     if found:
         report.json_documents += 1
         report.cut_json = True
-        success = re.match(r'\{\s*"success"\s*:\s*(true|false)', text)
+        success = re.match(r'\{\s*("success"\s*:\s*(true|false))', text)
         if success:
-            report.statuses.append(success.group(1) == "true")
+            report.statuses.append(success.group(2) == "true")
+            report.status_lines.append(success.group(1))
     return bool(found)
 
 
@@ -164,19 +191,33 @@ def _object_lines(raw: str) -> list[str]:
 
 
 def _cite_json_lines(checks: list[Check], raw: str) -> None:
-    """Point each check's evidence at its own lines of the document as printed."""
-    objects = list(_JSON_CHECK.finditer(raw))
-    if len(objects) != len(checks):  # an unusual layout: keep the summaries
+    """Point each check's evidence at its own lines of the document as printed.
+
+    In a layout where the objects cannot be told apart, a check cites the lines
+    that hold its description, or none: never words the input does not contain.
+    """
+    spans = _check_spans(raw)
+    if len(spans) == len(checks):
+        for check, (start, end) in zip(checks, spans, strict=True):
+            check.lines = _object_lines(raw[start:end])
         return
-    for check, m in zip(checks, objects, strict=True):
-        check.lines = _object_lines(m.group(0))
+    for check in checks:
+        desc = check.description
+        check.lines = [ln.strip() for ln in raw.splitlines() if desc and desc in ln]
 
 
-def _read_json_document(doc: object, report: Report) -> None:
+def _read_json_document(doc: object, report: Report, raw: str) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("categories"), list):
         return
     report.json_documents += 1
-    report.statuses.append(doc.get("success") is True)
+    # A document without a true/false "success" states no overall result.
+    success = doc.get("success")
+    if isinstance(success, bool):
+        report.statuses.append(success)
+        shown = [m.group(0) for m in _JSON_SUCCESS.finditer(raw)]
+        report.status_lines.extend(
+            q for q in shown[:1] if q.endswith(str(success).lower())
+        )
     for cat in doc["categories"]:
         if not isinstance(cat, dict) or not isinstance(cat.get("checks"), list):
             continue
@@ -187,13 +228,13 @@ def _read_json_document(doc: object, report: Report) -> None:
 
 
 def _json_check(category: str, item: dict[str, Any]) -> Check:
+    """A check of a JSON document; its ``lines`` are cited from the text after."""
     result = str(item.get("result", ""))
     desc = str(item.get("description", ""))
     error = str(item.get("error") or "")
     status = _JSON_RESULTS.get(result, FAILED)
     messages = [ln.strip() for ln in error.splitlines() if ln.strip()]
-    line = f"[{result}] {category}: {desc}" + (f": {error}" if error else "")
-    return Check(category, desc, status, messages, [line])
+    return Check(category, desc, status, messages, [])
 
 
 def _read_text(text: str, report: Report) -> None:
@@ -223,6 +264,7 @@ def _parse_check_line(line: str, category: str, report: Report) -> Check | None:
     status = _STATUS_LINE.search(line)
     if status:
         report.statuses.append(status.group(1) in ("√", "✔", "[ok]"))
+        report.status_lines.append(line.strip())
         report.text_seen = True
         return None
     m = _GLYPH_LINE.match(line)

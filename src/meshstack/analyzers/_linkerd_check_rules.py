@@ -245,8 +245,12 @@ def _offline_version(check: Check, acc: Tally) -> bool:
     desc = check.description
     if desc not in _OFFLINE_CHECKS and not _UP_TO_DATE.search(desc):
         return False
-    note = check.error or "the latest version could not be determined"
-    acc.finding.hint(f"{desc}: {note} (edge sites may be offline; not a warning)")
+    # The tool's own message where it printed one; never words put in its mouth.
+    said = f": {check.error}" if check.error else ", with no message"
+    acc.finding.hint(
+        f"{desc}{said} (the latest version could not be compared: edge sites may be "
+        "offline; not a warning)"
+    )
     return True
 
 

@@ -10,8 +10,11 @@ The verdict never trusts the "Status check results are √" line: with extension
 some CLIs print it once per section, so a later failure would hide behind it (C04).
 So a copy that shows status lines but no check at all judges nothing: INCONCLUSIVE
 ``no_data`` (this includes `-o short` of a healthy run, which prints only that
-line; capture the full table to judge it). A line prefix every line carries (CI
-timestamps, `kubectl logs --prefix`, `> ` quoting, syslog heads) is removed first.
+line; capture the full table to judge it), and so do JSON documents that hold no
+check and no ``success``. Hints and evidence quote the input as it reads (the status
+line or the ``"success": true`` it printed), never a line the analyzer made up. A
+line prefix every line carries (CI timestamps, `kubectl logs --prefix`, `> `
+quoting, syslog heads) is removed first.
 
 A copy cut off (no status line after the checks, or a JSON document left open,
 even one that holds no check yet) cannot claim success, and what follows the cut
@@ -74,8 +77,10 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     except Exception:  # a judge must never raise; say what happened instead
         log.exception("[%s] could not read linkerd check output", evidence.name)
         return unrecognised(evidence, expected=NAME)
-    if not report.checks and not report.statuses:
+    if not report.checks and not report.statuses and not report.json_documents:
         return unrecognised(evidence, expected=NAME)
+    if not report.checks and not report.statuses and not report.cut_json:
+        return _no_results(report)
     if not report.checks and all(report.statuses) and not report.cut_json:
         return _status_only(report)
     acc = Tally(Finding(layer="mesh", kind=NAME), ctx)
@@ -87,12 +92,27 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
 
 def _status_only(report: Report) -> Finding:
     f = Finding(layer="mesh", kind=NAME, details={"statuses": len(report.statuses)})
-    f.evidence.append("Status check results are √")
+    shown = list(dict.fromkeys(report.status_lines))
+    f.evidence.extend(shown)
+    status = f"'{shown[0]}'" if shown else "an overall status"
     f.add(
         "no_data",
-        "only 'Status check results are √' is shown, no check result: that line "
-        "alone is not trusted (some CLIs print it once per section, and `-o short` "
-        "hides every passing check); capture the full `linkerd check` output",
+        f"only {status} is shown, no check result: a status alone is not trusted "
+        "(some CLIs print it once per section, and `-o short` hides every passing "
+        "check); capture the full `linkerd check` output",
+    )
+    return f
+
+
+def _no_results(report: Report) -> Finding:
+    """JSON documents of `linkerd check -o json` that hold no result at all."""
+    f = Finding(layer="mesh", kind=NAME)
+    f.details["json_documents"] = report.json_documents
+    f.add(
+        "no_data",
+        f"{report.json_documents} JSON document(s) of `linkerd check -o json` with "
+        'no check result and no overall "success": nothing to judge; capture '
+        "`linkerd check -o json` again, to its end",
     )
     return f
 
@@ -138,12 +158,18 @@ def _judge_completion(report: Report, acc: Tally) -> None:
                 last, "check_failed", "re-run `linkerd check` to its end", forced=True
             )
             acc.detail("failed_checks", {"category": last.category, "cut_off": True})
-    if report.json_documents:
+        elif not failed_shown:  # cut before any check: nothing shown can pass
+            acc.finding.add("check_failed", "re-run `linkerd check` to its end")
+            acc.hard.append("check_failed")
+            acc.detail("failed_checks", {"category": "", "cut_off": True})
+    if report.json_documents and report.statuses:
         acc.finding.details["success"] = all(report.statuses)
     if report.statuses and not all(report.statuses) and not failed_shown:
         acc.finding.add(
             "check_failed", "the tool reports failure but no failed check is shown"
         )
+        shown = acc.finding.evidence
+        shown.extend(ln for ln in dict.fromkeys(report.status_lines) if ln not in shown)
         acc.hard.append("check_failed")
 
 

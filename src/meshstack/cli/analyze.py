@@ -5,7 +5,10 @@ recursively in sorted order and every file in it is judged on its own, except a
 directory that is itself of a directory kind (an ``allure-results`` directory, when
 detected or named with ``--kind``), which is judged as a whole. Without ``--kind``
 each input's kind is detected from its content, never from its name; with ``--kind``
-an input that is not of that kind is HARNESS-ERROR ``unrecognised_input``.
+an input that is not of that kind is HARNESS-ERROR ``unrecognised_input``, and so is
+an empty input (nothing but white space, or an empty directory), whatever its kind:
+"empty: nothing to judge". A message never suggests ``--kind`` where a kind was
+named (by ``--kind`` or by a bundle's manifest).
 
 Exit status, by precedence: 4 usage error (a missing input, a bad ``--now``, an
 unknown ``--kind``); 3 any HARNESS-ERROR; 1 any FAIL, INCONCLUSIVE or INVALID-RUN;
@@ -15,12 +18,10 @@ else 0. ``--json`` prints one JSON object per judged input and nothing else.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import math
 import os
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from typing import Any, TextIO
 
 from meshstack import analyzers, bundle
 from meshstack.analyzers import Context, Evidence, decode
+from meshstack.cli import _analyze_options as options
 from meshstack.verdicts import Finding, Verdict
 
 log = logging.getLogger(__name__)
@@ -40,82 +42,6 @@ _FAILED = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.INVALID_RUN)
 
 class _Usage(Exception):
     """An input or option that makes the command unusable (exit status 4)."""
-
-
-def _tolerance(text: str) -> float:
-    """0.05 or 5%: a fraction of the target rate, at least 0."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction (0.05) or a percentage (5%), got {text!r}"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"tolerance must be 0 or more, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _extra(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return key.strip(), value
-    return key.strip(), _finite(parsed, key.strip())
-
-
-def _cidr(text: str) -> str:
-    try:
-        ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an address range like 198.51.100.0/24, got {text!r}"
-        ) from None
-    return text.strip()
-
-
-def _version(text: str) -> str:
-    if not re.fullmatch(r"v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?", text.strip()):
-        raise argparse.ArgumentTypeError(
-            f"expected a release version like 0.14.5 or v0.13.12, got {text!r}"
-        )
-    return text.strip()
-
-
-def _finite(value: Any, key: str) -> Any:
-    """--extra's JSON values, with NaN and infinities refused: nothing compares."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(
-            f"--extra {key}: {value} is not a finite number"
-        )
-    if isinstance(value, dict):
-        return {k: _finite(v, key) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v, key) for v in value]
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -134,17 +60,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--now", help="judging time, RFC 3339 (default: the clock)")
     p.add_argument("--json", action="store_true", help="print JSON Lines only")
     p.add_argument("--list-kinds", action="store_true", help="list kinds and exit")
-    p.add_argument("--target-rps", type=_positive, help="the load's target rate")
-    p.add_argument("--tolerance", type=_tolerance, default=None, help="0.05 or 5%%")
-    p.add_argument("--min-sample", type=_count, default=None, help="default 100")
+    p.add_argument("--target-rps", type=options.positive, help="the load's target rate")
     p.add_argument(
-        "--metallb-version", type=_version, help="MetalLB version, e.g. 0.14.5"
+        "--tolerance", type=options.tolerance, default=None, help="0.05 or 5%%"
     )
-    p.add_argument("--overlay-cidr", type=_cidr, help="the overlay's address range")
+    p.add_argument("--min-sample", type=options.count, default=None, help="default 100")
+    p.add_argument(
+        "--metallb-version", type=options.version, help="MetalLB version, e.g. 0.14.5"
+    )
+    p.add_argument(
+        "--overlay-cidr", type=options.cidr, help="the overlay's address range"
+    )
     p.add_argument("--cni-namespace", help="namespace the CNI plugin runs in")
     p.add_argument(
         "--extra",
-        type=_extra,
+        type=options.extra,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -323,13 +253,16 @@ def _inputs(args: argparse.Namespace) -> Iterator[_Input]:
             yield _file(Path(given), given, explicit=True)
 
 
-def _judge(item: _Input, ctx: Context, kind: str | None) -> Finding:
+def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Finding:
+    """The finding for one input; ``named_by`` says who named ``kind`` ("" if none)."""
     if item.error is not None:
         f = Finding(layer="unknown", kind=kind or "")
         f.add("unrecognised_input", f"{item.name}: {item.error}")
         return f
+    if _is_empty(item.evidence):
+        return _empty(item, kind)
     try:
-        return analyzers.analyze(item.evidence, ctx, kind=kind)
+        finding = analyzers.analyze(item.evidence, ctx, kind=kind)
     except Exception as exc:  # an analyzer bug must not hide the other inputs
         log.exception("[%s] analyzer crashed", item.name)
         return Finding(
@@ -339,6 +272,48 @@ def _judge(item: _Input, ctx: Context, kind: str | None) -> Finding:
             details={"error": f"{type(exc).__name__}: {exc}"[:500]},
             verdict_override=Verdict.HARNESS_ERROR,
         )
+    if kind is not None and named_by:
+        _reword_unrecognised(finding, item.evidence, kind, named_by)
+    return finding
+
+
+def _is_empty(evidence: Evidence) -> bool:
+    """Nothing to judge: white space only, or a directory with nothing in it."""
+    if evidence.path is not None and evidence.path.is_dir():
+        return not any(evidence.path.iterdir())
+    return not evidence.text.strip()
+
+
+def _empty(item: _Input, kind: str | None) -> Finding:
+    f = Finding(layer="unknown", kind=kind or "", details={"empty": True})
+    if item.evidence.path is not None and item.evidence.path.is_dir():
+        todo = "name the directory that holds the artifacts"
+    else:
+        todo = (
+            "capture it again (an empty capture often means the command printed "
+            "only to stderr, or did not run)"
+        )
+    f.add("unrecognised_input", f"{item.name}: empty: nothing to judge; {todo}")
+    return f
+
+
+def _reword_unrecognised(
+    finding: Finding, evidence: Evidence, kind: str, named_by: str
+) -> None:
+    """Say an input is not of the kind named without suggesting --kind again.
+
+    The analyzers word "not of this kind" for every caller; where a kind was named
+    here, their advice to name a kind is replaced with advice that fits.
+    """
+    if "unrecognised_input" not in finding.reasons:
+        return
+    stock = set(analyzers.unrecognised(evidence, expected=kind).hints)
+    ours = f"{evidence.name}: the input is not {kind} output, the kind {named_by} " + (
+        "names; check the file, or leave --kind out to have its kind detected"
+        if named_by == "--kind"
+        else "records; was the file changed after the run?"
+    )
+    finding.hints = [ours if h in stock else h for h in finding.hints]
 
 
 def _jsonable(value: Any) -> Any:
@@ -417,7 +392,9 @@ def run(args: argparse.Namespace) -> int:
     given = _given(args, ctx)
     for item in _inputs(args):
         item_ctx = replace(item.ctx, **given) if item.ctx else ctx
-        finding = _judge(item, item_ctx, item.kind or args.kind)
+        named_by = "the bundle's manifest" if item.kind else ""
+        named_by = named_by or ("--kind" if args.kind else "")
+        finding = _judge(item, item_ctx, item.kind or args.kind, named_by)
         verdicts.append(finding.verdict)
         if args.json:
             print(json.dumps(_jsonable(finding.to_json(file=item.name))), flush=True)
