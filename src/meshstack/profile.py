@@ -6,6 +6,12 @@ section with it, so a typo in ``stacks/edge-lab.yaml`` is reported as
 ``stacks/edge-lab.yaml: layers.lb.pools[0].addresses: expected a list, found 'x'``
 before anything is built.
 
+The load profiles the load layer names (``loadprofiles/*.yaml``) are validated by
+:func:`check_load_profile`, the one validator the load provider also reads them
+with: every key the harness reads and no other, finite numbers, and a steady window
+that fits the run. Every problem of the stack profile and of every load profile is
+reported in one :class:`ProfileError`, a line per problem naming file and key.
+
 Secrets never live in a profile: a secret setting is ``{env: NAME}`` or
 ``{file: PATH}`` and is resolved only when a provider asks for it.
 """
