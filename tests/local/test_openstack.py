@@ -75,6 +75,33 @@ def test_every_cloud_port_listens_on_loopback_only(cloud: SharedCloud) -> None:
         assert loopback, (name, bound)
 
 
+def test_concurrent_requests_leave_the_eventlet_apis_answering_without_green_errors(
+    cloud: SharedCloud, conn: Any
+) -> None:
+    # nova-api and neutron-api monkey-patch themselves with eventlet; run under
+    # several uwsgi threads they logged "cannot switch to a different thread" under
+    # concurrent requests, and a stuck green lock once left POST /servers to time
+    # out. Ports are among the reads: a fresh neutron API process once failed to
+    # list them (its database mappers were set up on first query). Bounded: 48
+    # reads, 8 at a time.
+    from concurrent.futures import ThreadPoolExecutor
+
+    marker = "cannot switch to a different thread"
+    logs = [cloud.env.log(name) for name in ("nova-api", "neutron-api")]
+    before = [log.read_text(errors="replace").count(marker) for log in logs]
+    calls = [
+        lambda: list(conn.compute.servers()),
+        lambda: list(conn.compute.keypairs()),
+        lambda: list(conn.network.networks()),
+        lambda: list(conn.network.ports()),
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda i: calls[i % 4](), range(48)))
+    assert len(answers) == 48
+    after = [log.read_text(errors="replace").count(marker) for log in logs]
+    assert after == before, dict(zip([log.name for log in logs], after, strict=True))
+
+
 def test_starting_again_while_up_refuses_with_one_message_and_changes_nothing(
     cloud: SharedCloud,
 ) -> None:

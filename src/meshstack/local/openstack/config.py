@@ -280,20 +280,31 @@ def ml2() -> Ini:
     }
 
 
+# APIs whose WSGI entry point monkey-patches the process with eventlet (nova's
+# and neutron's do, on import). eventlet's hub belongs to one native thread: under
+# several uwsgi threads a green lock taken in one thread and released in another
+# fails ("greenlet.error: cannot switch to a different thread") and leaves its
+# waiter stuck, so a request, then the API, hangs. These run as single-threaded
+# processes instead, as their projects deploy them.
+EVENTLET_APIS = frozenset({"nova", "neutron"})
+
+
 def uwsgi(name: str, port: int, wsgi_file: str, extra: list[tuple[str, str]]) -> str:
-    """A uwsgi ini for one API: loopback only, one process, eight threads (a few
-    requests stuck on a slow RPC must not stop the API from answering others).
+    """A uwsgi ini for one API, loopback only. A plain WSGI app runs as one process
+    of eight threads (a few requests stuck on a slow RPC must not stop the API from
+    answering others); an eventlet-patched one as two single-threaded processes.
 
     The packaged inis are not used: they bind every address, run 8-16 processes
     and (keystone) ask for an AppArmor profile uwsgi cannot enter here.
     """
+    processes, threads = (2, 1) if name in EVENTLET_APIS else (1, 8)
     lines = [
         "[uwsgi]",
         f"http-socket = {HOST}:{port}",
         "plugins = python3",
         "master = true",
-        "processes = 1",
-        "threads = 8",
+        f"processes = {processes}",
+        f"threads = {threads}",
         "enable-threads = true",
         "lazy-apps = true",
         "die-on-term = true",

@@ -21,7 +21,9 @@ PLUGIN_MODULES = (
     "meshstack_nova_driver.py",
     "meshstack_nova_compute.py",
     "meshstack_ml2.py",
+    "meshstack_neutron_api.py",
 )
+NEUTRON_API = "meshstack_neutron_api.py"
 PLUGIN_DIST = "meshstack_cloud_plugins-0.1.dist-info"
 UWSGI = "/usr/bin/uwsgi_python311"
 
@@ -64,7 +66,7 @@ def _write_uwsgi(layout: Layout) -> None:
         "keystone": ("/usr/bin/keystone-wsgi-public", "OS_KEYSTONE_CONFIG_DIR"),
         "placement": ("/usr/bin/placement-api", "OS_PLACEMENT_CONFIG_DIR"),
         "nova": ("/usr/bin/nova-api-wsgi", "OS_NOVA_CONFIG_DIR"),
-        "neutron": ("/usr/bin/neutron-api", "OS_NEUTRON_CONFIG_DIR"),
+        "neutron": (str(layout.pylib / NEUTRON_API), "OS_NEUTRON_CONFIG_DIR"),
     }
     for service, (wsgi_file, dir_var) in apis.items():
         # The services find their files through these variables (not credentials).
