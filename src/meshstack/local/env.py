@@ -8,10 +8,12 @@ writes its pid to ``<root>/pids/<name>.pid`` and its output to
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,20 @@ log = logging.getLogger(__name__)
 
 class LocalStackError(Exception):
     """A local-stack step failed; the message says what and what to do."""
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Something else listens on (or holds) ``host:port``.
+
+    An address this machine does not have yet (a bridge not made) is not taken.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 @dataclass

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from meshstack import clock
-from meshstack.local.env import LocalEnv, LocalStackError
+from meshstack.local.env import LocalEnv, LocalStackError, port_taken
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def up(root: Path, progress: Progress | None = None) -> dict[str, Any]:
             progress("local", f"clearing a stale local stack ({_down_parts(st)})")
             _stop(env, [n for n, _ in COMPONENTS], progress)
             _facts_file(env).unlink(missing_ok=True)
+        _check_ports(env)
         started: list[str] = []
         found: dict[str, Any] = {
             "root": str(env.root),
@@ -115,6 +116,25 @@ def up(root: Path, progress: Progress | None = None) -> dict[str, Any]:
             raise
         _facts_file(env).write_text(json.dumps(found, indent=2))
         return found
+
+
+def _check_ports(env: LocalEnv) -> None:
+    """Refuse, before anything starts, when another program holds a port that a
+    component needs: all such ports in one message, rather than a component
+    failing halfway through the start with its cause in a log."""
+    taken = []
+    for name, what in COMPONENTS:
+        listens = getattr(_module(name), "listens", None)
+        for host, port, daemon in listens(env) if listens else []:
+            if port_taken(host, port):
+                taken.append(f"{host}:{port} ({daemon}, for {what})")
+    if taken:
+        raise LocalStackError(
+            "the local stack needs these ports, which another program holds: "
+            + "; ".join(taken)
+            + ". Stop what listens there (see `ss -ltnp`) and run `meshstack local "
+            "up` again; nothing was started"
+        )
 
 
 class AlreadyUp(LocalStackError):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from meshstack import clock
-from meshstack.local.env import LocalEnv, LocalStackError
+from meshstack.local.env import LocalEnv, LocalStackError, port_taken
 from meshstack.wait import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,22 @@ def argv(env: LocalEnv, listen: str = LISTEN) -> list[str]:
     ]
 
 
+def listens(env: LocalEnv, listen: str = LISTEN) -> list[tuple[str, int, str]]:
+    """The address Prometheus listens on: (host, port, what)."""
+    host, port = listen.rsplit(":", 1)
+    return [(host, int(port), NAME)]
+
+
 def start(
     env: LocalEnv, listen: str = LISTEN, interval: int = SCRAPE_INTERVAL
 ) -> dict[str, Any]:
     """Write the configuration, start Prometheus, wait until it says it is ready."""
+    taken = [f"{h}:{p}" for h, p, _ in listens(env, listen) if port_taken(h, p)]
+    if taken:
+        raise LocalStackError(
+            f"Prometheus needs {', '.join(taken)}, which another program holds; "
+            "stop it (see `ss -ltnp`), then `meshstack local up` again"
+        )
     base = env.root / "prometheus"
     targets = base / "targets"
     targets.mkdir(parents=True, exist_ok=True)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import time
 import urllib.request
 from typing import Any
 
 from meshstack.local import bridge
-from meshstack.local.env import LocalEnv, LocalStackError
+from meshstack.local.env import LocalEnv, LocalStackError, port_taken
 
 BRIDGE = "msovl0"
 BRIDGE_ADDRESS = "198.19.0.1/24"
@@ -28,14 +27,9 @@ NAME = "zerotier-controller"
 START_TIMEOUT = 15.0
 
 
-def _free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def listens(env: LocalEnv) -> list[tuple[str, int, str]]:
+    """The addresses the controller listens on: (host, port, what)."""
+    return [(host, PORT, NAME) for host in (UNDERLAY_HOST, "127.0.0.1")]
 
 
 def _write_cli(env: LocalEnv, url: str) -> None:
@@ -56,10 +50,10 @@ def start(env: LocalEnv) -> dict[str, Any]:
             f"the cloud bridge address {UNDERLAY_HOST} is missing: the openstack "
             "component must start first"
         )
-    for host in (UNDERLAY_HOST, "127.0.0.1"):
-        if not _free(host, PORT):
+    for host, port, _ in listens(env):
+        if port_taken(host, port):
             raise LocalStackError(
-                f"{host}:{PORT} is taken by another program; stop it, then "
+                f"{host}:{port} is taken by another program; stop it, then "
                 "`meshstack local up` again"
             )
     token_file = env.path("zerotier", "authtoken.secret")

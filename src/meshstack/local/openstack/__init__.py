@@ -7,7 +7,7 @@ RabbitMQ of their own. Everything lives under ``<root>/openstack``; the cloud's
 credentials are in ``<root>/clouds.yaml`` (cloud ``meshstack-local``).
 """
 
-from meshstack.local.openstack.lifecycle import start, status, stop
+from meshstack.local.openstack.lifecycle import listens, start, status, stop
 from meshstack.local.openstack.packages import install
 
-__all__ = ["install", "start", "status", "stop"]
+__all__ = ["install", "listens", "start", "status", "stop"]

@@ -9,7 +9,6 @@ vhost with it), and is safe to run twice.
 
 from __future__ import annotations
 
-import errno
 import logging
 import shutil
 import socket
@@ -23,7 +22,7 @@ import yaml
 
 from meshstack import clock
 from meshstack.local import bridge
-from meshstack.local.env import LocalEnv, LocalStackError
+from meshstack.local.env import LocalEnv, LocalStackError, port_taken
 from meshstack.local.openstack import bootstrap, config, image, servers, services
 from meshstack.local.openstack.config import HOST, PORTS, Layout, Secrets
 from meshstack.local.openstack.services import Daemon
@@ -189,7 +188,9 @@ def _preflight(env: LocalEnv) -> None:
             "and start again"
         )
     bridge.check_free(env, servers.BRIDGE)
-    taken = [f"{HOST}:{port} ({name})" for name, port in PORTS.items() if _taken(port)]
+    taken = [
+        f"{h}:{port} ({name})" for h, port, name in listens(env) if port_taken(h, port)
+    ]
     if taken:
         raise LocalStackError(
             "the local cloud needs these ports, which something else holds: "
@@ -198,14 +199,9 @@ def _preflight(env: LocalEnv) -> None:
         )
 
 
-def _taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
+def listens(env: LocalEnv) -> list[tuple[str, int, str]]:
+    """The addresses the cloud's daemons listen on: (host, port, daemon)."""
+    return [(HOST, port, name) for name, port in PORTS.items()]
 
 
 # -- daemons ---------------------------------------------------------------------
