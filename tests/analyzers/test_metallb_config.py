@@ -415,3 +415,64 @@ def test_c09_whole_artifact_without_a_version_still_says_delete_the_configmap() 
 
     assert f.verdict is Verdict.PASS
     assert any("delete the leftover ConfigMap" in h for h in f.hints)
+
+
+# --- why a Service is pending -----------------------------------------------------
+
+_ADVERT = """\
+- apiVersion: metallb.io/v1beta1
+  kind: L2Advertisement
+  metadata: {name: default, namespace: metallb-system}
+  spec: {}
+"""
+
+
+def _service(name: str, ip: str | None = None) -> str:
+    status = f"{{ingress: [{{ip: {ip}}}]}}" if ip else "{}"
+    return f"""\
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: {name}, namespace: demo}}
+  spec: {{type: LoadBalancer}}
+  status: {{loadBalancer: {status}}}
+"""
+
+
+def _pool(addresses: str, auto: bool = True) -> str:
+    return f"""\
+- apiVersion: metallb.io/v1beta1
+  kind: IPAddressPool
+  metadata: {{name: p, namespace: metallb-system}}
+  spec: {{addresses: [{addresses}], autoAssign: {str(auto).lower()}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("items", "said"),
+    [
+        ([_ADVERT, _service("web")], "no address pool exists"),
+        (
+            [_ADVERT, _pool("198.19.0.200-198.19.0.201", auto=False), _service("web")],
+            "every pool has autoAssign: false",
+        ),
+        (
+            [_ADVERT, _pool("198.19.0.200/32"), _service("a", "198.19.0.200"),
+             _service("web")],
+            "every address of the auto-assigned pools is in use",
+        ),  # fmt: skip
+        (
+            [_ADVERT, _pool("198.19.0.200-198.19.0.210"), _service("web")],
+            "nothing in this configuration explains it",
+        ),
+    ],
+    ids=["no-pool", "no-auto-assign", "exhausted", "unexplained"],
+)
+def test_a_pending_service_is_explained_by_what_the_configuration_lacks(
+    items: list[str], said: str
+) -> None:
+    text = "apiVersion: v1\nkind: List\nitems:\n" + "".join(items)
+    f = mc.judge(Evidence(text), Context(metallb_version="v0.14.8"))
+
+    assert "ip_pending" in f.reasons, f.to_json()
+    pending = [h for h in f.hints if h.startswith("pending:")]
+    assert len(pending) == 1 and said in pending[0], f.hints

@@ -341,3 +341,36 @@ def test_teardown_removes_what_was_recorded_and_nothing_else(tmp_path, twin):
     ]
     assert pools == [] and provider.state.resources == []
     assert "keep-me" in kept
+
+
+def test_a_pending_address_quotes_only_the_events_of_this_probe_service(
+    tmp_path, twin
+):
+    # An earlier probe Service of the same name (an earlier check of the run) left
+    # an event; the one being judged has a new uid, and that event is not its own.
+    provider = _provider(
+        tmp_path, twin, ip_allocation_timeout=1, probe_backend_address="127.0.0.1"
+    )
+    name = f"lb-probe-{provider.ctx.run_id[-8:]}"
+    ns = provider.settings["probe_namespace"]
+    twin.kube.ensure_namespace(ns)
+    twin.kube.core.create_namespaced_event(
+        ns,
+        {
+            "metadata": {"name": f"{name}.stale", "namespace": ns},
+            "involvedObject": {
+                "kind": "Service",
+                "name": name,
+                "namespace": ns,
+                "uid": "0000-an-earlier-probe",
+            },
+            "reason": "AllocationFailed",
+            "message": "an earlier probe's complaint",
+            "type": "Warning",
+        },
+    )
+    finding = provider.judge_allocation()
+    assert finding.reasons == ["ip_pending"], finding.to_json()
+    text = " ".join([*finding.evidence, *finding.hints])
+    assert "an earlier probe's complaint" not in text, text
+    assert "nothing (no events)" in text, text

@@ -56,6 +56,8 @@ def test_a_paced_run_reaches_its_rate_over_the_steady_window(tmp_path: Path) -> 
     assert record["window"]["seconds"] == pytest.approx(20, abs=1)
     achieved = finding.details["achieved_rps"]
     assert achieved == pytest.approx(20, rel=0.1)
+    # The rate was judged (from the history): no hint may say it could not be.
+    assert not [h for h in finding.hints if "not judged" in h], finding.hints
     in_window = record["counts"]["Aggregated"]["requests"]
     assert in_window == finding.details["requests"]
     assert in_window >= 360

@@ -330,21 +330,35 @@ def _judge_servicelb(cfg: Config, f: Finding) -> None:
     f.evidence += [f"k3s server without servicelb off: {redact(a)}" for a in lacking]
 
 
-def _pending_reasons(cfg: Config, f: Finding) -> None:
+def _pending_reasons(
+    cfg: Config, pools: list[Pool], users: dict[str, list[str]], f: Finding
+) -> None:
+    """Say what in the configuration leaves a Service without an address."""
     if "ip_pending" not in f.reasons:
         return
-    if (
-        "legacy_configmap_ignored" in f.reasons
-        or "crds_unsupported_by_version" in f.reasons
-    ):
+    auto = [p for p in pools if p.auto_assign]
+    if {"legacy_configmap_ignored", "crds_unsupported_by_version"} & set(f.reasons):
         f.hint("pending: MetalLB has no pool it reads, so it cannot assign an address")
     elif cfg.svclb:
         f.hint("pending: k3s servicelb also claims these Services")
+    elif not pools:
+        f.hint("pending: no address pool exists, so MetalLB has none to assign from")
+    elif not auto:
+        f.hint(
+            "pending: every pool has autoAssign: false; a Service gets an address "
+            "only by naming a pool (annotation metallb.io/address-pool)"
+        )
+    elif all(_size(p) <= len(users.get(p.name, [])) for p in auto):
+        f.hint("pending: every address of the auto-assigned pools is in use")
     else:
         f.hint(
             "pending: nothing in this configuration explains it; see the Service's "
             "events (kubectl describe svc) and the MetalLB controller log"
         )
+
+
+def _size(pool: Pool) -> int:
+    return sum(hi - lo + 1 for lo, hi in pool.intervals)
 
 
 def _nothing_judged(cfg: Config, f: Finding) -> None:
@@ -373,7 +387,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     users = _judge_services(cfg, pools, f)
     _judge_adverts(cfg, pools, users, f)
     _judge_servicelb(cfg, f)
-    _pending_reasons(cfg, f)
+    _pending_reasons(cfg, pools, users, f)
     f.details["pools"] = [p.normalised() for p in (*cfg.crd, *cfg.legacy)]
     bad = [r for p in (*cfg.crd, *cfg.legacy) for r in p.ranges if interval(r) is None]
     if bad:

@@ -227,8 +227,12 @@ class MetalLBChecks:
         return self._backend.port
 
     def _await_address(self, svc: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """The probe Service's address (None if none came) and its own events."""
         meta = svc["metadata"]
         core = self.kube.core
+        # Events name their object by uid too: an earlier probe Service of the
+        # same name (an earlier check of this run) has events of its own.
+        uid = core.read_namespaced_service(meta["name"], meta["namespace"]).metadata.uid
 
         def current() -> str | None:
             got = core.read_namespaced_service(meta["name"], meta["namespace"])
@@ -265,7 +269,9 @@ class MetalLBChecks:
         events = [
             f"{e.type} {e.reason} {e.source.component if e.source else ''}: {e.message}"
             for e in items
-            if e.involved_object and e.involved_object.name == meta["name"]
+            if e.involved_object
+            and e.involved_object.name == meta["name"]
+            and e.involved_object.uid in (uid, None)
         ]
         return ip, events
 

@@ -204,9 +204,12 @@ class LocustLoad(Provider):
             min_sample=int(profile["min_sample"]),
         )
         history = out / "locust_stats_history.csv"
-        # through the registry, so a live run records what it judged in its bundle
+        # Through the registry, so a live run records what it judged in its bundle.
+        # The log is judged without the target rate: the history judges the rate,
+        # and the log would only add that it cannot.
+        log_ctx = Context(tolerance=ctx.tolerance, min_sample=ctx.min_sample)
         from_log = analyzers.get("locust-log").judge(
-            Evidence(log_text, name="locust.log"), ctx
+            Evidence(log_text, name="locust.log"), log_ctx
         )
         if "unrecognised_input" in from_log.reasons:
             # The log analyzer did not recognise what Locust printed (a bare
