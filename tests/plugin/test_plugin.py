@@ -272,11 +272,28 @@ def test_checks_of_a_layer_that_could_not_be_built_report_why(
     journal_file = write_profile(
         harness, settings={"cloud": {"provision_fails": "credentials_missing"}}
     )
-    write_suites(harness)
+    write_suites(
+        harness,
+        """
+        import pytest
+
+        @pytest.mark.dependency(depends=["test_holds_first"])
+        def test_holds_after_another(stack):
+            judge(stack.provider("cloud").probe())
+
+        @pytest.mark.dependency(name="test_holds_first")
+        def test_holds_first(stack):
+            judge(stack.provider("cloud").probe())
+        """,
+    )
+    result = harness.runpytest_subprocess("suites/cloud", "--stack=fresh", "-rA")
+    # Each cloud check reports the provisioning failure itself (HARNESS-ERROR is
+    # an error), not a probe of servers that were never made, nor (for the one
+    # that depends on another) a skip for a dependency that failed the same way.
+    result.assert_outcomes(errors=3)
+    assert "depends on" not in result.stdout.str()
     result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rA")
-    # The cloud check reports the provisioning failure itself (HARNESS-ERROR is
-    # an error), not a probe of servers that were never made; the rest is BLOCKED.
-    result.assert_outcomes(errors=1, skipped=2)
+    result.assert_outcomes(errors=3, skipped=6)
     result.stdout.fnmatch_lines(
         ["*hint: self-test provisioning fails with credentials_missing*",
          "ERROR suites/cloud/test_cloud.py::test_cloud_holds*"],

@@ -246,6 +246,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     block = run.stack.blocked(layer)
     if block is not None:
         pytest.skip(block.message(layer))
+    if _not_built(run, layer):
+        # Every check of the layer reports why it could not be built (see
+        # pytest_pyfunc_call); a check that depends on another of the layer must
+        # say the same, not that its dependency failed.
+        item.own_markers = [
+            m
+            for m in item.own_markers
+            if not (m.name == "dependency" and m.kwargs.get("depends"))
+        ]
+
+
+def _not_built(run: MeshstackRun, layer: str) -> bool:
+    assert run.stack is not None
+    rec = run.stack.state.health.get(layer)
+    return bool(rec) and (rec.get("details") or {}).get("stage") == "building"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -259,10 +274,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     layer = layer_of(
         pyfuncitem, (Path(pyfuncitem.config.rootpath) / "suites").resolve()
     )
-    rec = run.stack.state.health.get(layer or "")
-    if not rec or (rec.get("details") or {}).get("stage") != "building":
+    if layer is None or not _not_built(run, layer):
         return None
-    judge(recorded_finding(rec))
+    judge(recorded_finding(run.stack.state.health[layer]))
     return True
 
 
