@@ -228,7 +228,9 @@ class Stack:
         log.info("[%s] %s", layer, finding.summary())
 
     def record_health(self, layer: str, finding: Finding) -> None:
-        """Record a measured layer's verdict (load) for every worker to gate on."""
+        """Record a verdict for every worker and the report to read: a layer's, or
+        a measurement's under ``<layer>:<profile>`` (one per load profile; such a
+        record gates nothing, as no layer bears that name)."""
         self.state.reload_health()
         self._record(layer, finding)
 

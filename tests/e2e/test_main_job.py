@@ -9,6 +9,7 @@ same verdicts, and that nothing tagged with the run id is left behind.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ def test_the_main_job_prints_where_its_single_file_report_is(
     assert report.is_file() and report.stat().st_size > 50_000
     env = (REPO / "reports" / "allure-results" / "environment.properties").read_text()
     assert "run.id=ms-" in env and "health.apps=PASS" in env
+    # Each load profile's run and objectives have their own row, as the layers do,
+    # in the report's environment and in the terminal's table (from the workers).
+    for row in ("load:emojivoto", "load:webdemo", "slo:emojivoto", "slo:webdemo"):
+        assert f"health.{row}=PASS" in env, env
+        assert re.search(rf"^  {row} +PASS ", main_job["output"], re.M), row
 
 
 def test_both_workers_ran_checks_and_the_stack_was_built_once(

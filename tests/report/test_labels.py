@@ -81,3 +81,24 @@ def test_a_result_outside_the_suites_keeps_its_own_suites(tmp_path: Path) -> Non
     out = _relabel(tmp_path, doc)
     assert labels(out, "parentSuite") == ["tests"]
     assert labels(out, "layer") == [] and labels(out, "tag") == []
+
+
+def test_the_terminal_table_lists_each_measurement_after_its_layer() -> None:
+    rec = {"verdict": "PASS", "reasons": []}
+    health = {
+        "slo:webdemo": rec,
+        "apps": rec,
+        "load:webdemo": rec,
+        "cloud": rec,
+        "load:emojivoto": {"verdict": "INVALID-RUN", "reasons": ["rate_off"]},
+        "slo:emojivoto": rec,
+    }
+    rows = [name for name, _ in reporting._health_rows(health)]
+    assert rows == [
+        "cloud",
+        "apps",
+        "load:emojivoto",
+        "load:webdemo",
+        "slo:emojivoto",
+        "slo:webdemo",
+    ]

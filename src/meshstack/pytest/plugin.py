@@ -260,7 +260,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _not_built(run: MeshstackRun, layer: str) -> bool:
     assert run.stack is not None
     rec = run.stack.state.health.get(layer)
-    return bool(rec) and (rec.get("details") or {}).get("stage") == "building"
+    if not rec:
+        return False
+    return bool((rec.get("details") or {}).get("stage") == "building")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -320,6 +322,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run is None or run.worker or run.stack is None:
         return
     try:
+        # What the workers recorded (the measurements' verdicts), read before the
+        # removal of a fresh stack takes the state file away.
+        run.stack.state.reload_health()
         _remove_stack(run)
         run.harness_problems += outcome.dependency_problems(
             run.dependency_skips, run.passed

@@ -186,23 +186,31 @@ def _verdict(labels: list[dict[str, Any]], data: dict[str, Any]) -> str | None:
     return None
 
 
+def _health_rows(health: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The recorded verdicts in layer order, each layer's measurements (one per
+    load profile, ``load:emojivoto``) after it."""
+    rows = []
+    for layer in LAYERS:
+        if layer in health:
+            rows.append((layer, health[layer]))
+        rows += sorted((k, v) for k, v in health.items() if k.startswith(f"{layer}:"))
+    return rows
+
+
 def terminal_summary(tr: Any, run: MeshstackRun) -> None:
     assert run.stack is not None
     stack = run.stack
     tr.section("meshstack")
     tr.write_line(f"run {stack.state.run_id or '-'}  profile {stack.profile.path}")
-    for layer in LAYERS:
-        rec = stack.state.health.get(layer)
-        if rec is None:
-            continue
+    for layer, rec in _health_rows(stack.state.health):
         took = stack.timings.get(layer)
         took_s = f"{took:7.1f}s" if took is not None else "        "
         reasons = ", ".join(rec.get("reasons", [])) or "-"
-        tr.write_line(f"  {layer:<8} {rec['verdict']:<13} {took_s}  {reasons}")
+        tr.write_line(f"  {layer:<16} {rec['verdict']:<13} {took_s}  {reasons}")
         if rec["verdict"] not in ("PASS", "WARN", "BLOCKED"):
             # The layer's own words on why: its checks may only show the aftermath.
             for hint in rec.get("hints", [])[:3]:
-                tr.write_line(f"  {'':<8} hint: {hint[:300]}")
+                tr.write_line(f"  {'':<16} hint: {hint[:300]}")
     if run.blocked_skips:
         tr.write_line(f"  {run.blocked_skips} check(s) BLOCKED by a failed lower layer")
     if run.dependency_skips:
