@@ -18,7 +18,13 @@ def test_every_deployment_of_the_app_is_available(apps: Any, name: str) -> None:
     """Steps: list the app's Deployments; each must be Available at its replicas."""
     app_or_skip(apps, name)
     finding = apps.check_deployments(name)
-    judge(finding, attachments={"deployments": "\n".join(finding.evidence)})
+    judge(
+        finding,
+        attachments={
+            "deployments": "\n".join(finding.evidence),
+            "applied manifests (YAML)": apps.manifests_text(name),
+        },
+    )
 
 
 @pytest.mark.parametrize("name", KNOWN_APPS)

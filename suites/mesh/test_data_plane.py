@@ -37,7 +37,4 @@ def test_linkerd_check_proxy_passes_in_the_namespace(mesh: Any, namespace: str) 
 
 def test_app_pods_carry_the_proxy(mesh: Any, namespace: str) -> None:
     attachments, finding = mesh.judge_meshed(namespace)
-    judge(
-        finding,
-        attachments={"pods without proxy": "\n".join(finding.evidence), **attachments},
-    )
+    judge(finding, attachments=attachments)

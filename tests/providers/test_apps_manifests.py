@@ -168,6 +168,10 @@ def test_provisioned_apps_offer_their_lb_url_and_answer_through_it(
     assert apps.check_deployments("webdemo").verdict is Verdict.PASS
     kinds = [r["type"] for r in apps.state.resources]
     assert kinds == ["Namespace", "Deployment", "Service"]
+    # The report's copy of what was applied: the same objects, in the same order.
+    applied = list(yaml.safe_load_all(apps.manifests_text("webdemo")))
+    assert [d["kind"] for d in applied] == kinds
+    assert applied == load_manifests(tmp_path / "webdemo")
 
     apps.teardown()
     assert apps.state.resources == []

@@ -170,12 +170,6 @@ def test_emojivoto_load_through_metallb_meets_its_rate_and_success_objectives(
         assert checks[name]["verdict"] == "PASS", (name, checks[name])
 
 
-@pytest.mark.xfail(
-    reason="the twin's TCP forwarders (kube-proxy ClusterIPs, MetalLB speaker) relay "
-    "without TCP_NODELAY: Nagle and delayed ACKs add ~40 ms per relayed answer, "
-    "which a real kube-proxy and MetalLB do not; reported to their owners",
-    strict=False,
-)
 def test_emojivoto_latency_through_metallb_meets_its_bounds(
     measured: dict[str, Any],
 ) -> None:

@@ -199,6 +199,7 @@ def test_pods_without_the_proxy_and_a_misplaced_annotation_are_judged_c29(
     assert set(finding.reasons) == {"not_meshed", "annotation_misplaced"}
     assert finding.details["without_proxy"] == ["web-5d7f-abcde"]
     assert "InjectionSkipped" in attachments["events and injector log"]
+    assert attachments["pods and their containers"] == "pod/web-5d7f-abcde: web"
 
 
 def test_pods_carrying_the_proxy_pass(tmp_path, twin, wrapper):
@@ -207,10 +208,12 @@ def test_pods_carrying_the_proxy_pass(tmp_path, twin, wrapper):
     twin.core.create_namespaced_pod(ns, _pod(ns, "web-1", ["web", "linkerd-proxy"]))
     twin.play_kubelet([ns], seconds=5).join()
 
-    _, finding = _provider(tmp_path, twin, wrapper).judge_meshed(ns)
+    attachments, finding = _provider(tmp_path, twin, wrapper).judge_meshed(ns)
 
     assert finding.reasons == []
     assert finding.details["pods"] == 1
+    # what was seen is attached even when it passes, never an empty attachment
+    assert attachments == {"pods and their containers": "pod/web-1: web, linkerd-proxy"}
 
 
 def test_an_empty_namespace_is_not_a_pass(tmp_path, twin, wrapper):

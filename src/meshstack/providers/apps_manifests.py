@@ -223,7 +223,9 @@ class ManifestApps(Provider):
             self.wait_available(app)
             outputs[app["name"]] = self.wait_address(app)
         self.state.outputs["apps"] = outputs
-        self.state.outputs["namespaces"] = [a["namespace"] for a in self.settings["apps"]]
+        self.state.outputs["namespaces"] = [
+            a["namespace"] for a in self.settings["apps"]
+        ]
         self.ctx.save()
 
     def _apply(self, doc: dict[str, Any]) -> None:
@@ -308,6 +310,11 @@ class ManifestApps(Provider):
     def check_deployments(self, name: str) -> Finding:
         app = self.app(name)
         return judge_deployments(name, self.deployments(app["namespace"]))
+
+    def manifests_text(self, name: str) -> str:
+        """The app's manifests as provisioning applies them, as one YAML stream."""
+        docs = load_manifests(self.folder(self.app(name)))
+        return "---\n".join(yamlio.dump(doc) for doc in docs)
 
     def check_routes(self, name: str) -> Finding:
         app = self.app(name)

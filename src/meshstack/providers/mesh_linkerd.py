@@ -355,13 +355,20 @@ class LinkerdProvider(Provider):
         ]
         f.details.update(pods=len(pods), without_proxy=bare)
         f.evidence += [f"pod/{n}: no {PROXY} container" for n in bare]
+        seen = {
+            "pods and their containers": "\n".join(
+                f"pod/{p.metadata.name}: {', '.join(c.name for c in p.spec.containers)}"
+                for p in pods
+            )
+        }
         if not bare:
-            return {}, f
+            return seen, f
         f.add(
             "not_meshed",
             f"{len(bare)}/{len(pods)} pods in {namespace} have no {PROXY} container",
         )
-        return self._explain(namespace, f)
+        attachments, f = self._explain(namespace, f)
+        return {**seen, **attachments}, f
 
     def _explain(self, namespace: str, f: Finding) -> tuple[dict[str, str], Finding]:
         objs = self._placement_objects(namespace)
