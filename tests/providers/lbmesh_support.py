@@ -272,9 +272,10 @@ def _kill_namespace_processes(netns: str) -> None:
             except (ProcessLookupError, ValueError):
                 pass
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and sh(
-            "ip", "netns", "pids", netns, check=False
-        ).stdout.split():
+        while (
+            time.monotonic() < deadline
+            and sh("ip", "netns", "pids", netns, check=False).stdout.split()
+        ):
             time.sleep(0.1)
 
 

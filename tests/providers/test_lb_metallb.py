@@ -343,9 +343,7 @@ def test_teardown_removes_what_was_recorded_and_nothing_else(tmp_path, twin):
     assert "keep-me" in kept
 
 
-def test_a_pending_address_quotes_only_the_events_of_this_probe_service(
-    tmp_path, twin
-):
+def test_a_pending_address_quotes_only_the_events_of_this_probe_service(tmp_path, twin):
     # An earlier probe Service of the same name (an earlier check of the run) left
     # an event; the one being judged has a new uid, and that event is not its own.
     provider = _provider(
