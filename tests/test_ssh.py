@@ -67,4 +67,21 @@ def test_jobs_run_at_once_keep_their_order_and_an_unreachable_one_fails_alone(
     for res in (results[0], results[2], results[3]):
         assert isinstance(res, ssh.Result)
         assert res.stdout.strip() == "3", res.describe()
-    assert [r.target for r in results if isinstance(r, ssh.Result)] == ["n1", "n2", "n3"]
+    assert [r.target for r in results if isinstance(r, ssh.Result)] == [
+        "n1",
+        "n2",
+        "n3",
+    ]
+
+
+def test_run_every_raises_the_error_of_an_instance_it_cannot_reach(
+    sshd: Any, tmp_path: Path
+) -> None:
+    gone = free_port("127.0.0.1")
+    jobs: list[tuple[ssh.Target, list[str] | str]] = [
+        (_target(sshd, "n1"), "echo one"),
+        (_target(sshd, "down", gone), "true"),
+    ]
+    with pytest.raises(ssh.SSHError, match=r"\[down\]"):
+        ssh.run_every(jobs, timeout=15)
+    assert [r.stdout for r in ssh.run_every(jobs[:1], timeout=15)] == ["one\n"]

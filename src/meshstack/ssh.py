@@ -91,10 +91,7 @@ def run(
     timeout: float = 60.0,
 ) -> Result:
     """Run one command on an instance; raise SSHError if it cannot be reached."""
-    result = run_all([(target, argv)], timeout=timeout, stdin=stdin)[0]
-    if isinstance(result, SSHError):
-        raise result
-    return result
+    return run_every([(target, argv)], timeout=timeout, stdin=stdin)[0]
 
 
 def run_all(
@@ -134,3 +131,17 @@ def reachable(target: Target, timeout: float = 5.0) -> bool:
         return run(target, "true", timeout=timeout).ok
     except SSHError:
         return False
+
+
+def run_every(
+    jobs: list[tuple[Target, list[str] | str]],
+    timeout: float = 60.0,
+    stdin: str | None = None,
+) -> list[Result]:
+    """As :func:`run_all`, for callers that need every instance: the results in
+    job order, or the first SSHError of an instance that could not be reached."""
+    results = run_all(jobs, timeout=timeout, stdin=stdin)
+    for res in results:
+        if isinstance(res, SSHError):
+            raise res
+    return [res for res in results if isinstance(res, Result)]

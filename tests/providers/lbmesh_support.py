@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from meshstack.local.env import end_namespace_processes
 from meshstack.profile import check
 from meshstack.providers.base import LayerState, StackContext
 from meshstack.providers.kube_apply import KubeClient
@@ -255,28 +254,10 @@ class NetnsNode:
         # Whatever still runs in this test's own namespace (a server that failed
         # before writing its kubeconfig, a pod killall missed) goes too: deleting a
         # namespace does not end the processes in it.
-        _kill_namespace_processes(self.netns)
+        end_namespace_processes(self.netns)
         sh("ip", "netns", "del", self.netns, check=False)
         sh("ip", "link", "del", self.veth, check=False)
         sh("ip", "link", "del", self.bridge, check=False)
-
-
-def _kill_namespace_processes(netns: str) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = sh("ip", "netns", "pids", netns, check=False).stdout.split()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(int(pid), sig)
-            except (ProcessLookupError, ValueError):
-                pass
-        deadline = time.monotonic() + 5
-        while (
-            time.monotonic() < deadline
-            and sh("ip", "netns", "pids", netns, check=False).stdout.split()
-        ):
-            time.sleep(0.1)
 
 
 def sh(

@@ -194,12 +194,17 @@ def detect(evidence: Evidence, threshold: float = 0.5) -> Kind | None:
 def unrecognised(evidence: Evidence, expected: str | None = None) -> Finding:
     """HARNESS-ERROR for input of no known kind, or not of the kind declared."""
     f = Finding(layer="unknown", kind=expected or "")
-    what = f"not {expected} output" if expected else "not of any known kind"
-    f.add(
-        "unrecognised_input",
-        f"{evidence.name}: the input is {what}; "
-        "check the file, or name its kind with --kind (see --list-kinds)",
-    )
+    if expected:
+        todo = (
+            f"the input is not {expected} output; check that it is the whole output "
+            "this kind reads (`meshstack analyze --list-kinds` says what each reads)"
+        )
+    else:
+        todo = (
+            "the input is not of any known kind; check the file, or name its kind "
+            "with --kind (see --list-kinds)"
+        )
+    f.add("unrecognised_input", f"{evidence.name}: {todo}")
     return f
 
 

@@ -28,6 +28,35 @@ class LocalStackError(Exception):
     """A local-stack step failed; the message says what and what to do."""
 
 
+def namespace_pids(netns: str) -> list[int]:
+    """The processes running in network namespace ``netns`` (none if it is gone)."""
+    res = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=10
+    )
+    return [int(p) for p in res.stdout.split() if p.isdigit()]
+
+
+def end_namespace_processes(netns: str, timeout: float = 5.0) -> list[int]:
+    """End every process in a namespace: SIGTERM, then SIGKILL, each given
+    ``timeout`` seconds to take effect. Returns the pids that survived both.
+
+    Deleting a namespace does not end the processes in it; this does.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in namespace_pids(netns):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while namespace_pids(netns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not namespace_pids(netns):
+            return []
+        log.warning("[%s] processes survived %s", netns, sig.name)
+    return namespace_pids(netns)
+
+
 def port_taken(host: str, port: int) -> bool:
     """Something else listens on (or holds) ``host:port``.
 

@@ -213,9 +213,8 @@ def _unrecorded_servers(cloud: Any, known: set[str]) -> list[dict[str, Any]]:
             "listing this run's servers",
             lambda: [
                 s
-                for s in cloud.conn.compute.servers()
-                if (s.metadata or {}).get(RUN_KEY) == cloud.ctx.run_id
-                and s.id not in known
+                for s in _servers_of(cloud.conn, lambda run: run == cloud.ctx.run_id)
+                if s.id not in known
             ],
         )
         names = {s.name for s in tagged}
@@ -295,9 +294,7 @@ def sweep(
     def mine(value: str | None) -> bool:
         return bool(value) and value != keep and (run_id is None or value == run_id)
 
-    servers = [
-        s for s in conn.compute.servers() if mine((s.metadata or {}).get(RUN_KEY))
-    ]
+    servers = _servers_of(conn, mine)
     for s in servers:
         _ignore_missing(partial(conn.compute.delete_server, s.id))
         done.append(f"server {s.id} ({s.metadata[RUN_KEY]})")
@@ -318,6 +315,12 @@ def sweep(
         conn.image.delete_image(img)
         done.append(f"image {img.id}")
     return done
+
+
+def _servers_of(conn: Any, mine: Callable[[str | None], bool]) -> list[Any]:
+    """The servers whose run tag (metadata: servers carry no tags) ``mine``
+    accepts."""
+    return [s for s in conn.compute.servers() if mine((s.metadata or {}).get(RUN_KEY))]
 
 
 def _tagged(resources: Any, mine: Callable[[str | None], bool]) -> list[Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
-from meshstack.profile import raise_for, read_load_file
+from meshstack.profile import DIRECTORY, raise_for, read_load_file
 from meshstack.providers.base import Provider
 from meshstack.providers.locust_csv import counts_at, window_of
 from meshstack.verdicts import Finding, Verdict, harness_error, merge
@@ -35,7 +35,7 @@ from meshstack.verdicts import Finding, Verdict, harness_error, merge
 log = logging.getLogger(__name__)
 
 SETTINGS_SCHEMA: dict[str, Any] = {
-    "directory": {"type": "path", "default": "../loadprofiles"},
+    "directory": {"type": "path", "default": DIRECTORY},
     "profiles": {"type": "list", "required": True, "items": {"type": "str"}},
     "python": {"type": "str", "default": ""},
     # app -> base URL, for a lab built by other means (else the apps layer's URL).
@@ -122,7 +122,7 @@ class LocustLoad(Provider):
         )
 
     def profile(self, name: str) -> dict[str, Any]:
-        directory = self.ctx.path(self.settings.get("directory", "../loadprofiles"))
+        directory = self.ctx.path(self.settings.get("directory", DIRECTORY))
         return read_load_profile(directory, name)
 
     def artifacts_dir(self, name: str) -> Path:

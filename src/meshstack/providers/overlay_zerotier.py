@@ -237,16 +237,11 @@ class ZeroTierOverlay(Provider):
         """Each node's `zerotier-cli listnetworks` output, by node name (all nodes
         asked at once)."""
         targets = self._targets()
-        results = ssh.run_all(
+        results = ssh.run_every(
             [(t, [*self._cli(), "listnetworks"]) for t in targets],
             timeout=self.settings["api_timeout"] + 20,
         )
-        out = {}
-        for target, res in zip(targets, results, strict=True):
-            if isinstance(res, ssh.SSHError):
-                raise res
-            out[target.label()] = res.stdout
-        return out
+        return {t.label(): r.stdout for t, r in zip(targets, results, strict=True)}
 
     def ping_matrix(self) -> dict[str, dict[str, bool]]:
         """Whether each member reaches each other member's overlay address (all
@@ -258,14 +253,12 @@ class ZeroTierOverlay(Provider):
             for m in members
             if m["name"] != target.label()
         ]
-        results = ssh.run_all(
+        results = ssh.run_every(
             [(t, ["ping", "-c", "1", "-W", "2", m["address"]]) for t, m in pairs],
             timeout=15,
         )
         out: dict[str, dict[str, bool]] = {t.label(): {} for t in self._targets()}
         for (target, m), res in zip(pairs, results, strict=True):
-            if isinstance(res, ssh.SSHError):
-                raise res
             out[target.label()][m["name"]] = res.ok
         return out
 

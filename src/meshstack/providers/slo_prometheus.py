@@ -33,6 +33,7 @@ from typing import Any
 
 from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
+from meshstack.profile import LATENCY_QUANTILES
 from meshstack.providers.base import Provider
 from meshstack.providers.slo_promql import Objectives, Queries
 from meshstack.providers.slo_svg import window_chart
@@ -271,7 +272,8 @@ def checks_for(objectives: Objectives, window: dict[str, Any] | None) -> list[Ch
     if objectives.success_rate is not None:
         bound = float(objectives.success_rate)
         checks.append(("success_rate", q.success_rate(), {"op": ">=", "bound": bound}))
-    for label, quantile in (("p95", 0.95), ("p99", 0.99)):
+    for label in LATENCY_QUANTILES:
+        quantile = float(label[1:]) / 100
         if label in objectives.latency_ms:
             bound = objectives.latency_ms[label]
             checks.append(

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 from meshstack.local import bridge
-from meshstack.local.env import LocalEnv
+from meshstack.local.env import LocalEnv, end_namespace_processes
 from meshstack.local.openstack.config import Layout
-from meshstack.wait import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +53,12 @@ def remove_all(env: LocalEnv, layout: Layout) -> None:
     existing = namespaces(env)
     for rec in recorded(layout):
         if rec["netns"] in existing:
-            _kill_all(env, rec["netns"])
+            end_namespace_processes(rec["netns"], KILL_TIMEOUT)
             env.run(["ip", "link", "del", rec["host_link"]], check=False, timeout=10)
             env.run(["ip", "netns", "del", rec["netns"]], timeout=10)
         _remove_node_dir(rec)
         (layout.instances / f"{rec['netns']}.json").unlink(missing_ok=True)
         log.info("[openstack/%s] namespace %s removed", rec["name"], rec["netns"])
-
-
-def _pids(env: LocalEnv, netns: str) -> list[int]:
-    out = env.run(["ip", "netns", "pids", netns], timeout=10).stdout
-    return [int(p) for p in out.split()]
-
-
-def _kill_all(env: LocalEnv, netns: str) -> None:
-    """End every process in a namespace of ours: SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _pids(env, netns):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        try:
-            wait_for(
-                f"[{netns}] processes gone",
-                lambda: _pids(env, netns),
-                lambda p: not p,
-                timeout=KILL_TIMEOUT,
-                interval=0.05,
-            )
-            return
-        except WaitTimeout:
-            log.warning("[%s] processes survived %s", netns, sig.name)
 
 
 def _remove_node_dir(rec: dict[str, Any]) -> None:
