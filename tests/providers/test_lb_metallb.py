@@ -7,13 +7,10 @@ webhook must answer it runs the MetalLB twin's controller process on loopback.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,6 +24,7 @@ from meshstack.providers.lb_metallb import (
     set_image_tags,
 )
 from meshstack.providers.lb_metallb_checks import Banner, _in_ranges
+from tests.twin.metallb_support import metallb_controller
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "stacks" / "local" / "metallb"
@@ -228,32 +226,10 @@ def test_a_webhook_that_never_answers_fails_once_the_retry_bound_is_spent(
     assert "connection refused" in str(err.value)
 
 
-@contextlib.contextmanager
-def _controller(tmp_path: Path, twin: TwinCluster, port: int) -> Iterator[Path]:
-    """The MetalLB twin's controller process on loopback, serving its webhook on
-    ``port``; yields the path of its log."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
-        "MESHSTACK_KUBECONFIG": str(twin.kubeconfig),
-        "MESHSTACK_PORT_9443": str(port),
-        "MESHSTACK_PORT_7472": str(_free_port()),
-        "MESHSTACK_IMAGE_TAG": "v0.14.8",
-        "MESHSTACK_BIND_ADDRESS": "127.0.0.1",
-    }
-    log_path = tmp_path / "controller.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "meshstack.twin.metallb", "controller"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield log_path
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+def _controller(tmp_path: Path, twin: TwinCluster, port: int) -> Any:
+    """The MetalLB twin's controller on loopback, its webhook on ``port``."""
+    log = tmp_path / "controller.log"
+    return metallb_controller(str(twin.kubeconfig), port, "v0.14.8", log)
 
 
 def test_the_webhook_refusal_right_after_install_is_retried_until_it_answers(

@@ -8,10 +8,7 @@ server's real admission path (including the refusal right after start that makes
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from meshstack.twin import metallb as m
 from meshstack.twin.kube.apiserver import ApiServer, ApiServerConfig
 from meshstack.twin.kube.controllers import ControllerOptions
 from meshstack.twin.metallb_controller import Controller, _review
+from tests.twin.metallb_support import metallb_controller
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "stacks" / "local" / "metallb" / "metallb-native.yaml"
@@ -332,23 +330,7 @@ def _webhook_route(k: KubeClient, port: int) -> None:
 def test_the_webhook_refuses_right_after_start_then_judges_pools(kube, tmp_path):
     port = _free_port()
     _webhook_route(kube, port)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
-        "MESHSTACK_KUBECONFIG": kube.path,
-        "MESHSTACK_PORT_9443": str(port),
-        "MESHSTACK_PORT_7472": str(_free_port()),
-        "MESHSTACK_IMAGE_TAG": "v0.14.5",
-        "MESHSTACK_BIND_ADDRESS": "127.0.0.1",
-    }
-    log = (tmp_path / "controller.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meshstack.twin.metallb", "controller"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with metallb_controller(kube.path, port, "v0.14.5", tmp_path / "controller.log"):
         early = _try_pool(kube, "first", ["198.19.0.200/29"])
         deadline = time.monotonic() + 30
         while early is not None and time.monotonic() < deadline:
@@ -357,9 +339,6 @@ def test_the_webhook_refuses_right_after_start_then_judges_pools(kube, tmp_path)
             if early_retry is None:
                 break
         overlap = _try_pool(kube, "second", ["198.19.0.204-198.19.0.209"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert early is not None and "connection refused" in early, early
     judged = analyzers.get("kube-apply-error").judge(
         Evidence(early, "early"), Context()
