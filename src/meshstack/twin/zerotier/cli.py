@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         ips = ",".join(c["assignedAddresses"]) or "-"
         print(
             f"200 listnetworks {c['nwid']} {c.get('name', '')} {c.get('mac', '-')} "
-            f"{c['status']} {c.get('type', 'PRIVATE')} {c.get('portDeviceName', '-')} {ips}"
+            f"{c['status']} {c.get('type', 'PRIVATE')} "
+            f"{c.get('portDeviceName', '-')} {ips}"
         )
     return 0
 
