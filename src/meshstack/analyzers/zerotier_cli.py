@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._json_in_text import json_values
 from meshstack.analyzers.zerotier_member import (
     authorize_hint,
     in_range,
-    json_values,
     overlay_range,
 )
 from meshstack.verdicts import Finding
