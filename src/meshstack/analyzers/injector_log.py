@@ -17,12 +17,16 @@ or `kubectl describe`) that shows the inject setting misplaced is judged too, as
 went without the proxy (the namespace, not shown, may carry the annotation), and
 C29 asks for ``not_meshed`` only on evidence of pods without it (a skip, an
 InjectionSkipped event, or a Pod object of that workload without a
-``linkerd-proxy`` container, which is read here when the artifact holds one).
+``linkerd-proxy`` container, which is read when the artifact holds one).
 A ``kubectl label`` command alone is not enough to detect the kind.
 
 A line head every line carries (a CI timestamp, `kubectl logs --prefix`, `> `
 quoting, a syslog head) is removed before reading, as for `linkerd check`
 (:func:`meshstack.analyzers._linkerd_check_read.strip_prefix`).
+
+Where the inject setting sits and which Pod objects lack the proxy is read by
+:mod:`meshstack.analyzers._injector_log_placement`; the log records and events are
+read here.
 
 Context. ``Context.extra["objects"]`` may carry Kubernetes objects (dicts) a live
 suite read, judged like documents found in the artifact. ``Context.extra
@@ -36,21 +40,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
+from meshstack.analyzers._injector_log_placement import (
+    INJECT_KEY,
+    manifest_misplacements,
+    misplacements,
+    unmeshed_pods,
+)
 from meshstack.analyzers._linkerd_check_read import unprefixed
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
 
 NAME = "injector-log"
-INJECT_KEY = "linkerd.io/inject"
-_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 _LOGFMT_MSG = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
 _SKIP_EVENT = re.compile(r"InjectionSkipped\b.{0,200}?injection skipped:?\s*(.*)$")
@@ -61,12 +65,6 @@ _PATCHED = re.compile(
     r"^(?:injection )?patch generated for:?\s*(\S+)|^patch generated: \S", re.I
 )
 _RECEIVED = re.compile(r"^received (?:admission review request )?\S+")
-_LABEL_CMD = re.compile(
-    r"kubectl\s+label\s+(?:ns|namespaces?)\s+(\S+)\s.{0,200}?linkerd\.io/inject=(\w+)"
-)
-_ANNOTATE_CMD = re.compile(
-    r"kubectl\s+annotate\s+(?:ns|namespaces?)\s+(\S+)\s.{0,200}?linkerd\.io/inject="
-)
 _ABSENT = "neither the namespace nor the pod have the annotation"
 _BENIGN = ("sidecar injected already", f'annotation "{INJECT_KEY}:disabled"')
 
@@ -123,203 +121,6 @@ def _decision(line: str) -> Decision | None:
 
 def read(text: str) -> list[Decision]:
     return [d for line in text.splitlines() if (d := _decision(line.rstrip()))]
-
-
-# --- reading where the inject setting sits -------------------------------------
-
-
-def _documents(text: str) -> Iterator[Any]:
-    """Kubernetes objects printed as YAML or JSON documents inside the text."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith(("apiVersion:", "kind:")):
-            j = i + 1
-            while j < len(lines) and _yaml_line(lines[j]):
-                j += 1
-            yield _safe_yaml("\n".join(lines[i:j]))
-            i = j
-        elif lines[i] == "{":
-            j = next((k for k in range(i, len(lines)) if lines[k] == "}"), len(lines))
-            yield _safe_json("\n".join(lines[i : j + 1]))
-            i = j + 1
-        else:
-            i += 1
-
-
-def _yaml_line(line: str) -> bool:
-    """Whether a line continues a YAML document: indented, a list item, or a key."""
-    if line == "---":
-        return False
-    return line[:1] in (" ", "-") or bool(re.match(r"^[A-Za-z][\w.-]*:(\s|$)", line))
-
-
-def _safe_yaml(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        return None
-
-
-def _safe_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _objects(doc: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(doc, Mapping):
-        if isinstance(doc.get("items"), list):
-            for item in doc["items"]:
-                yield from _objects(item)
-        elif "kind" in doc:
-            yield doc
-
-
-def _meta(obj: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
-    node: Any = obj
-    for key in path:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if isinstance(node, Mapping) else {}
-
-
-def _object_misplacements(obj: Mapping[str, Any]) -> list[str]:
-    kind, name = str(obj.get("kind")), str(_meta(obj, "metadata").get("name", "?"))
-    labels, notes = (
-        _meta(obj, "metadata", "labels"),
-        _meta(obj, "metadata", "annotations"),
-    )
-    out = []
-    if INJECT_KEY in labels and INJECT_KEY not in notes:
-        out.append(f"{kind.lower()}/{name} carries {INJECT_KEY} as a label")
-    if kind in _WORKLOADS and INJECT_KEY in notes:
-        tmpl = _meta(obj, "spec", "template", "metadata", "annotations")
-        if INJECT_KEY not in tmpl:
-            out.append(
-                f"{kind.lower()}/{name} has {INJECT_KEY} on its own metadata, "
-                "not on its pod template"
-            )
-    return out
-
-
-def _describe_field(lines: list[str], indent: str, key: str) -> list[str] | None:
-    """Values of a `kubectl describe` field at one indentation, with continuations."""
-    head = re.compile(rf"^{indent}{key}:\s*(.*)$")
-    more = re.compile(rf"^{indent}\s{{4,}}(\S.*)$")
-    for i, line in enumerate(lines):
-        m = head.match(line)
-        if not m:
-            continue
-        values = [m.group(1).strip()]
-        for cont in lines[i + 1 :]:
-            c = more.match(cont)
-            if not c:
-                break
-            values.append(c.group(1).strip())
-        return values
-    return None
-
-
-# TODO: `kubectl describe` is read by indentation alone; a field whose value
-# wraps oddly may be missed, which costs a missing annotation_misplaced (never a
-# false one). Objects passed in Context.extra["objects"] are the reliable route.
-def _describe_misplacements(text: str) -> list[str]:
-    out = []
-    for block in re.split(r"\n(?=Name:\s)", "\n" + text):
-        lines = block.splitlines()
-        name = next((ln.split()[1] for ln in lines if re.match(r"^Name:\s+\S", ln)), "")
-        if not name:
-            continue
-        labels = " ".join(_describe_field(lines, "", "Labels") or [])
-        notes = " ".join(_describe_field(lines, "", "Annotations") or [])
-        if f"{INJECT_KEY}=" in labels and INJECT_KEY not in notes:
-            out.append(f"{name} carries {INJECT_KEY} as a label")
-        tmpl_at = next((i for i, ln in enumerate(lines) if ln == "Pod Template:"), None)
-        if tmpl_at is not None and INJECT_KEY in notes:
-            tmpl = " ".join(_describe_field(lines[tmpl_at:], "  ", "Annotations") or [])
-            if INJECT_KEY not in tmpl:
-                out.append(
-                    f"{name} has {INJECT_KEY} on its own metadata, not on its pod "
-                    "template"
-                )
-    return out
-
-
-def _all_objects(text: str, ctx: Context) -> list[Mapping[str, Any]]:
-    extra = ctx.extra.get("objects")
-    docs = [*_documents(text), *(extra if isinstance(extra, list) else [])]
-    return [obj for doc in docs for obj in _objects(doc)]
-
-
-def manifest_misplacements(text: str, ctx: Context) -> list[str]:
-    """Misplacements shown by objects and `kubectl describe`, not by commands."""
-    found = [m for obj in _all_objects(text, ctx) for m in _object_misplacements(obj)]
-    found.extend(_describe_misplacements(text))
-    return list(dict.fromkeys(found))
-
-
-def misplacements(text: str, ctx: Context) -> list[str]:
-    """Every place the inject setting sits where the injector does not read it."""
-    annotated = {m.group(1) for m in _ANNOTATE_CMD.finditer(text)}
-    found = [
-        f"namespace/{m.group(1)} was given {INJECT_KEY} as a label (`kubectl label`)"
-        for m in _LABEL_CMD.finditer(text)
-        if m.group(1) not in annotated
-    ]
-    return list(dict.fromkeys([*found, *manifest_misplacements(text, ctx)]))
-
-
-# TODO: a Pod is tied to its workload by name (the longest workload name that
-# prefixes it: `web-admin-x` belongs to web-admin, not web), not by
-# ownerReferences through its ReplicaSet; a Pod whose workload is not in the
-# artifact may be claimed by a shorter namesake, which costs a wrong not_meshed
-# only when that namesake asks for the proxy and the Pod's own workload does not.
-def unmeshed_pods(text: str, ctx: Context) -> list[str]:
-    """Pod objects without a linkerd-proxy container that were meant to carry one.
-
-    Meant: the Pod belongs (by name) to a workload that carries the inject
-    setting anywhere on it, or to a name in ``Context.extra["expect_meshed"]``.
-    """
-    objects = _all_objects(text, ctx)
-    expected = ctx.extra.get("expect_meshed")
-    names = expected if isinstance(expected, list) else []
-    workloads: dict[tuple[str, str], bool] = {("", str(n)): True for n in names}
-    for o in objects:
-        meta = _meta(o, "metadata")
-        if o.get("kind") in _WORKLOADS and "name" in meta:
-            key = (str(meta.get("namespace", "")), str(meta["name"]))
-            workloads[key] = workloads.get(key, False) or _wants_proxy(o)
-    out = []
-    for pod in (o for o in objects if o.get("kind") == "Pod"):
-        meta = _meta(pod, "metadata")
-        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        owners = [
-            k for k in workloads if k[0] in ("", ns) and name.startswith(f"{k[1]}-")
-        ]
-        owner = max(owners, key=lambda k: len(k[1]), default=None)
-        opted_out = _meta(meta, "annotations").get(INJECT_KEY) == "disabled"
-        if owner and workloads[owner] and not opted_out and not _has_proxy(pod):
-            out.append(f"{ns}/{name}" if ns else name)
-    return out
-
-
-def _wants_proxy(obj: Mapping[str, Any]) -> bool:
-    """Whether a workload asks for the proxy anywhere, misplaced or not."""
-    places = (
-        ("metadata", "annotations"),
-        ("metadata", "labels"),
-        ("spec", "template", "metadata", "annotations"),
-    )
-    return any(_meta(obj, *p).get(INJECT_KEY) == "enabled" for p in places)
-
-
-def _has_proxy(pod: Mapping[str, Any]) -> bool:
-    spec = _meta(pod, "spec")
-    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
-    return any(
-        isinstance(c, Mapping) and c.get("name") == "linkerd-proxy" for c in containers
-    )
 
 
 # --- detecting and judging -----------------------------------------------------
