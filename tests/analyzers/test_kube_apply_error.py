@@ -12,7 +12,6 @@ kubectl's usual wordings with this project's names.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest

@@ -456,8 +456,12 @@ def _pool(addresses: str, auto: bool = True) -> str:
             "every pool has autoAssign: false",
         ),
         (
-            [_ADVERT, _pool("198.19.0.200/32"), _service("a", "198.19.0.200"),
-             _service("web")],
+            [
+                _ADVERT,
+                _pool("198.19.0.200/32"),
+                _service("a", "198.19.0.200"),
+                _service("web"),
+            ],
             "every address of the auto-assigned pools is in use",
         ),  # fmt: skip
         (
