@@ -74,7 +74,7 @@ def watch_based(stack: Stack, rounds: int = 5) -> dict[str, Any]:
             ref.start()
             result: dict[str, float] = {}
 
-            def waiter(name: str = name) -> None:
+            def waiter(name: str = name, result: dict[str, float] = result) -> None:
                 apps.wait_address(
                     {"namespace": NAMESPACE, "service": name, "name": name}
                 )
@@ -116,7 +116,7 @@ def poll_based(stack: Stack, rounds: int = 3) -> dict[str, Any]:
             overlay._node(target, "join", nwid).check()
             result: dict[str, float] = {}
 
-            def waiter(nwid: str = nwid) -> None:
+            def waiter(nwid: str = nwid, result: dict[str, float] = result) -> None:
                 wait_for(
                     "bench netconf",
                     partial(overlay._netconf, target, nwid),

@@ -97,7 +97,8 @@ def measure() -> dict[str, Any]:
             "max_growth_for_10x_input": round(max(growth), 1) if growth else None,
         }
         print(
-            f"{kind:20} {len(times):3} inputs  median {per_kind[kind]['median_cpu_seconds']:.3f}s"
+            f"{kind:20} {len(times):3} inputs"
+            f"  median {per_kind[kind]['median_cpu_seconds']:.3f}s"
             f"  max {times[worst]:.3f}s ({worst})",
             flush=True,
         )

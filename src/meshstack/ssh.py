@@ -110,10 +110,11 @@ def run_all(
             return await asyncio.wait_for(
                 _run(target, command, stdin, timeout), timeout + 5
             )
-        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
             return SSHError(
                 f"[{target.label()}] cannot run `{command}` over SSH at "
-                f"{target.user}@{target.host}:{target.port}: {type(exc).__name__}: {exc}"
+                f"{target.user}@{target.host}:{target.port}: "
+                f"{type(exc).__name__}: {exc}"
             )
 
     async def every() -> list[Result | SSHError]:

@@ -205,7 +205,7 @@ class Stack:
         return prov.probe()
 
     def _attach_from_profile(self, layer: str) -> None:
-        """In existing mode, a layer absent from the state takes the profile's ``attach``."""
+        """In existing mode, a layer not in the state takes the profile's ``attach``."""
         st = self.state.layers.get(layer)
         if st is not None and st.outputs:
             return

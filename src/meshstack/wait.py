@@ -26,7 +26,8 @@ class WaitTimeout(Exception):
 
     def __init__(self, what: str, timeout: float, last: object) -> None:
         super().__init__(
-            f"timed out after {timeout:.1f}s waiting for {what}; last state seen: {last!r}"
+            f"timed out after {timeout:.1f}s waiting for {what}; "
+            f"last state seen: {last!r}"
         )
         self.what, self.timeout, self.last = what, timeout, last
 

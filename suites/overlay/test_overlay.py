@@ -1,4 +1,4 @@
-"""Every node is an authorized member with an overlay address, and all reach each other."""
+"""Each node is an authorized member with an overlay address; all reach each other."""
 
 from __future__ import annotations
 

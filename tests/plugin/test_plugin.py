@@ -65,8 +65,10 @@ def write_suites(p: pytest.Pytester, body: str = "") -> None:
 
                 def test_{layer}_holds(stack):
                     prov = stack.provider("{layer}")
-                    with open(os.path.join(os.path.dirname(__file__), "..", "..", "ran.txt"), "a") as fh:
-                        fh.write("{layer} " + os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+                    here = os.path.dirname(__file__)
+                    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+                    with open(os.path.join(here, "..", "..", "ran.txt"), "a") as fh:
+                        fh.write("{layer} " + worker + "\\n")
                     judge(prov.probe())
                 """
             )
@@ -444,7 +446,8 @@ def test_a_profile_can_extend_another_and_override_one_setting(
     write_profile(harness)
     variant = harness.path / "stacks" / "variant.yaml"
     variant.write_text(
-        "extends: local.yaml\nname: variant\nlayers:\n  cluster:\n    reasons: [node_not_ready]\n"
+        "extends: local.yaml\nname: variant\n"
+        "layers:\n  cluster:\n    reasons: [node_not_ready]\n"
     )
     profile = load_profile(variant)
     assert profile.name == "variant"

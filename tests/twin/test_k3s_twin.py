@@ -439,7 +439,9 @@ def test_svclb_pods_stay_pending_when_another_service_holds_their_host_port(clus
         ],
     )
     assert (
-        "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 1 node(s) didn't match Pod's node affinity/selector."
+        "0/2 nodes are available: "
+        "1 node(s) didn't have free ports for the requested pod ports, "
+        "1 node(s) didn't match Pod's node affinity/selector."
         in {e.message for e in events}
     )
     assert (

@@ -1,4 +1,4 @@
-"""The twin API server calls admission webhooks with AdmissionReview v1, as kube-apiserver does."""
+"""The twin API server sends AdmissionReview v1 to webhooks, as kube-apiserver does."""
 
 from __future__ import annotations
 
@@ -190,7 +190,8 @@ def test_a_webhook_without_endpoints_fails_the_request_under_failure_policy_fail
     assert err.value.status == 500
     message = json.loads(err.value.body)["message"]
     assert message.startswith(
-        f'Internal error occurred: failed calling webhook "{ns}.example.io": failed to call webhook: Post "https://hook.hooks.svc:443/validate?timeout=10s"'
+        f'Internal error occurred: failed calling webhook "{ns}.example.io": '
+        'failed to call webhook: Post "https://hook.hooks.svc:443/validate?timeout=10s"'
     )
     assert message.endswith('no endpoints available for service "hook"')
 

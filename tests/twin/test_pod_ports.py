@@ -21,9 +21,7 @@ def _ephemeral_range() -> tuple[int, int]:
     return int(low), int(high)
 
 
-def test_pool_ports_lie_outside_the_ephemeral_range_and_are_never_handed_out_twice() -> (
-    None
-):
+def test_pool_ports_lie_outside_the_ephemeral_range_and_are_handed_out_once() -> None:
     pool = PortPool(HOST)
     ports = [pool.take() for _ in range(50)]
     assert len(set(ports)) == 50

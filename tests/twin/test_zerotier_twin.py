@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from meshstack.analyzers import Context, Evidence
-from meshstack.analyzers import zerotier_cli, zerotier_member
+from meshstack.analyzers import Context, Evidence, zerotier_cli, zerotier_member
 from meshstack.local.env import LocalEnv
 
 UNDERLAY, UNDERLAY_HOST = "mstu0", "198.18.250.1"
@@ -177,7 +176,7 @@ def test_members_get_addresses_only_once_authorized_and_then_reach_each_other(
     finding = zerotier_cli.judge(Evidence(waiting), Context())
     assert "no_network_config" in finding.reasons
 
-    for ns, node in nodes.items():
+    for node in nodes.values():
         member = api(
             lab["url"],
             "POST",

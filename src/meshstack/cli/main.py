@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meshstack", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, module in _COMMANDS.items():
+    for module in _COMMANDS.values():
         mod = importlib.import_module(f"meshstack.cli.{module}")
         mod.add_parser(sub)
     return parser

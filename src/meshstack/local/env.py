@@ -180,7 +180,7 @@ class LocalEnv:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command to completion with a timeout; raise with its output on failure."""
+        """Run a command with a timeout; raise with its output on failure."""
         log.debug("run: %s", shlex.join(argv))
         try:
             res = subprocess.run(

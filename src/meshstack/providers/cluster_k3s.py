@@ -1,4 +1,4 @@
-"""The cluster layer on k3s: installed over SSH on the cloud's servers, joined on the overlay.
+"""The k3s cluster layer: installed over SSH on cloud servers, joined on the overlay.
 
 provision: run the profile's install script (``sh -s -- server|agent <args>``, as
 one pipes get.k3s.io) on the server, then on each agent, with ``server_args`` /
@@ -226,7 +226,8 @@ class K3sCluster(InstallPlan, Provider):
                 harness_error(
                     "cluster",
                     "credentials_missing",
-                    "no kubeconfig: provision the cluster or name one in the profile (cluster.kubeconfig)",
+                    "no kubeconfig: provision the cluster or name one in the profile "
+                    "(cluster.kubeconfig)",
                 ),
                 "cluster: no kubeconfig",
             )
@@ -250,7 +251,9 @@ class K3sCluster(InstallPlan, Provider):
         except Exception as exc:
             raise fail(
                 "api_unreachable",
-                f"the Kubernetes API at {self.state.outputs.get('api_url', self.kubeconfig)} did not answer: {exc}",
+                "the Kubernetes API at "
+                f"{self.state.outputs.get('api_url', self.kubeconfig)} "
+                f"did not answer: {exc}",
             ) from None
         return dict(json.loads(resp.data))
 
@@ -272,7 +275,8 @@ class K3sCluster(InstallPlan, Provider):
                 waiting = sorted(n for n in names if not seen.get(n))
                 raise fail(
                     "node_not_ready",
-                    f"nodes {waiting} not Ready after {timeout:.0f} s (last seen: {seen})",
+                    f"nodes {waiting} not Ready after {timeout:.0f} s "
+                    f"(last seen: {seen})",
                     nodes=waiting,
                 )
             for event in watch.Watch().stream(
@@ -384,7 +388,8 @@ class K3sCluster(InstallPlan, Provider):
                 log.info("[%s] k3s uninstalled", res["id"])
             except (ssh.SSHError, ProviderError) as exc:
                 log.warning(
-                    "[%s] uninstall failed: %s; the record is kept for `meshstack down`",
+                    "[%s] uninstall failed: %s; "
+                    "the record is kept for `meshstack down`",
                     res["id"],
                     exc,
                 )

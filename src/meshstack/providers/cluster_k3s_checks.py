@@ -83,7 +83,8 @@ def judge_nodes(nodes: list[Obj], expected: list[dict[str, Any]], f: Finding) ->
         ):
             f.add(
                 "node_not_ready",
-                f"node {e['name']} should be a k3s {e.get('role')} but has roles {roles(node) or ['<none>']}",
+                f"node {e['name']} should be a k3s {e.get('role')} "
+                f"but has roles {roles(node) or ['<none>']}",
             )
 
 
@@ -227,7 +228,8 @@ def pods_table(pods: list[Obj], now: dt.datetime | None = None) -> str:
         rows.append(
             [
                 p["metadata"]["name"],
-                f"{sum(bool(c.get('ready')) for c in cs)}/{len(p['spec'].get('containers') or [])}",
+                f"{sum(bool(c.get('ready')) for c in cs)}/"
+                f"{len(p['spec'].get('containers') or [])}",
                 waiting[0] if waiting else st.get("phase", ""),
                 str(sum(int(c.get("restartCount", 0)) for c in cs)),
                 _age(p["metadata"].get("creationTimestamp"), now),

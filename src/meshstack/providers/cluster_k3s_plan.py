@@ -77,7 +77,8 @@ class InstallPlan:
                 if "{" + name + "}" in text and not value:
                     raise fail(
                         "node_ip_not_on_overlay",
-                        f"{key} uses {{{name}}} but the overlay layer gives node {node['name']} none",
+                        f"{key} uses {{{name}}} but the overlay layer gives "
+                        f"node {node['name']} none",
                         node=node["name"],
                     )
                 text = text.replace("{" + name + "}", value)

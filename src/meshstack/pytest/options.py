@@ -128,9 +128,9 @@ def resolve(config: pytest.Config) -> Settings:
     keep = _bool(keep_raw, keep_src)
     if keep and mode == "existing":
         raise pytest.UsageError(
-            f"{keep_src} with --stack=existing ({mode_src}): an existing stack is never "
-            "removed, so there is nothing to keep; drop --keep-stack or pass "
-            "--stack=fresh|reuse"
+            f"{keep_src} with --stack=existing ({mode_src}): "
+            "an existing stack is never removed, so there is nothing to keep; "
+            "drop --keep-stack or pass --stack=fresh|reuse"
         )
     root = Path(config.rootpath)
     profile = Path(values["meshstack_stack_profile"][0])

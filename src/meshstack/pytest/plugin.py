@@ -136,7 +136,8 @@ def _prepare(run: MeshstackRun) -> None:
         lock.release()
         raise pytest.UsageError(
             f"{s.state} records a stack kept by run {state.run_id}; attach to it with "
-            "--stack=existing, remove it with `meshstack down`, or pass another --stack-state"
+            "--stack=existing, remove it with `meshstack down`, "
+            "or pass another --stack-state"
         )
     run.stack = Stack(profile, s.mode, s.state, keep=s.keep, progress=run.progress)
 

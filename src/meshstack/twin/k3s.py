@@ -189,7 +189,8 @@ def _daemonize(s: Settings, argv: list[str]) -> int:
             return 1
         time.sleep(0.1)
     print(
-        f"k3s {s.role} (pid {proc.pid}) not ready after {READY_TIMEOUT:.0f} s; see {log_path}",
+        f"k3s {s.role} (pid {proc.pid}) not ready after {READY_TIMEOUT:.0f} s; "
+        f"see {log_path}",
         file=sys.stderr,
     )
     return 1
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     if not argv or argv[0] not in ("server", "agent", "killall", "uninstall"):
         print(
-            "usage: python -m meshstack.twin.k3s server|agent|killall|uninstall [flags]",
+            "usage: python -m meshstack.twin.k3s "
+            "server|agent|killall|uninstall [flags]",
             file=sys.stderr,
         )
         return 2

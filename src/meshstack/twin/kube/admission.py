@@ -122,11 +122,13 @@ class Admission:
                 return obj
             raise ApiError(
                 "InternalError",
-                f'Internal error occurred: failed calling webhook "{hook.get("name")}": {exc}',
+                "Internal error occurred: "
+                f'failed calling webhook "{hook.get("name")}": {exc}',
                 {
                     "causes": [
                         {
-                            "message": f'failed calling webhook "{hook.get("name")}": {exc}'
+                            "message": "failed calling webhook "
+                            f'"{hook.get("name")}": {exc}'
                         }
                     ]
                 },
@@ -195,7 +197,8 @@ class Admission:
             if subset.get("addresses") and port:
                 return subset["addresses"][0]["ip"], int(port["port"])
         raise WebhookCallError(
-            f'failed to call webhook: Post "{shown}": no endpoints available for service "{name}"'
+            f'failed to call webhook: Post "{shown}": '
+            f'no endpoints available for service "{name}"'
         )
 
 

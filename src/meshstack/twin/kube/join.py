@@ -131,7 +131,8 @@ class JoinService:
             data = existing.get("data") or {}
             if base64.b64decode(data.get("hash", "")).decode() != digest:
                 log.error(
-                    "Node password validation failed for '%s', using passwd file 'kube-system/%s'",
+                    "Node password validation failed for '%s', "
+                    "using passwd file 'kube-system/%s'",
                     node,
                     name,
                 )

@@ -193,14 +193,16 @@ def iface_address(iface: str) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=5, check=False)
     if done.returncode != 0:
         raise UsageError(
-            f"unable to find interface {iface}: {' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}"
+            f"unable to find interface {iface}: {' '.join(cmd)} "
+            f"exited {done.returncode}: {done.stderr.strip()}"
         )
     for line in done.stdout.splitlines():
         parts = line.split()
         if "inet" in parts:
             return parts[parts.index("inet") + 1].split("/")[0]
     raise UsageError(
-        f"interface {iface} has no IPv4 address (ip -4 addr show dev {iface} printed nothing)"
+        f"interface {iface} has no IPv4 address "
+        f"(ip -4 addr show dev {iface} printed nothing)"
     )
 
 
@@ -221,7 +223,7 @@ def default_address() -> str:
 
 
 def redacted_args(argv: list[str]) -> list[str]:
-    """The command line for the k3s.io/node-args annotation, tokens hidden as k3s does."""
+    """The k3s.io/node-args annotation's command line, tokens hidden as k3s does."""
     out, hide = [], False
     for arg in argv:
         if hide:

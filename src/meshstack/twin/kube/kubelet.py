@@ -225,8 +225,10 @@ class Kubelet:
         for c in run.pod["spec"].get("containers") or []:
             if c["image"] == image:
                 message = (
-                    f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
-                    "the twin's image map (meshstack/twin/images/*.yaml) has no entry for this repository"
+                    "rpc error: code = NotFound desc = "
+                    f'failed to pull and unpack image "{image}": '
+                    "the twin's image map (meshstack/twin/images/*.yaml) "
+                    "has no entry for this repository"
                 )
                 run.waiting[c["name"]] = ("ErrImagePull", message)
         log.warning("[%s/%s] image %s is not in the image map", run.ns, run.name, image)

@@ -73,7 +73,10 @@ class LogServer:
             choices = " ".join(names)
             return (
                 400,
-                f"a container name must be specified for pod {pod}, choose one of: [{choices}]".encode(),
+                (
+                    f"a container name must be specified for pod {pod}, "
+                    f"choose one of: [{choices}]"
+                ).encode(),
             )
         data = (
             run.containers[name].log_path.read_bytes()

@@ -1,4 +1,4 @@
-"""A k3s node's own side: its name, address and password, the join, kubelet and proxy."""
+"""A k3s node's own side: name, address and password, the join, kubelet and proxy."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The twin's container runtime: a pod's containers as processes on the node.
 
 Each container runs ``<python> -m <module> <image args> <container args>`` in its
-own process group, with its output in ``<node dir>/pods/<ns>_<pod>_<uid>/<container>.log``
-and its pid beside it (so that ``k3s-killall`` and a restarted kubelet stop
-exactly these processes). Ports: see :func:`plan_ports`.
+own process group, with its output in
+``<node dir>/pods/<ns>_<pod>_<uid>/<container>.log`` and its pid beside it (so that
+``k3s-killall`` and a restarted kubelet stop exactly these processes). Ports: see
+:func:`plan_ports`.
 """
 
 from __future__ import annotations

@@ -172,7 +172,10 @@ def condition(
 def set_condition(
     conds: list[dict[str, Any]], new: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Replace the condition of ``new``'s type, keeping its transition time if unchanged."""
+    """Put ``new`` in place of the condition of its type.
+
+    The old condition's transition time is kept if the status is unchanged.
+    """
     out = []
     for c in conds:
         if c.get("type") == new["type"]:
