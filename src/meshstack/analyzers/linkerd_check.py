@@ -47,7 +47,6 @@ from meshstack.verdicts import Finding, Verdict, reason
 log = logging.getLogger(__name__)
 
 NAME = "linkerd-check"
-# An issuer or trust anchor this close to its end fails whatever the tool printed.
 
 # --- detecting -----------------------------------------------------------------
 

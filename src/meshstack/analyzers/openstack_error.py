@@ -50,7 +50,7 @@ import re
 from typing import Any
 
 from meshstack.analyzers import Context, Evidence, Kind, register, unrecognised
-from meshstack.analyzers.zerotier_member import json_values
+from meshstack.analyzers._json_in_text import json_values
 from meshstack.verdicts import Finding
 
 log = logging.getLogger(__name__)
