@@ -270,18 +270,22 @@ def merge(layer: str, findings: Iterable[Finding], kind: str = "") -> Finding:
     """One finding that carries every reason, hint and piece of evidence of many.
 
     Its verdict is the most severe of theirs, so a code a tool printed at a lower
-    severity (an override) keeps that severity after merging.
+    severity (an override) keeps that severity after merging. Hints come most severe
+    finding first (in order within each), so what to do about a failure is read
+    before a passing part's notes.
     """
     out = Finding(layer=layer, kind=kind)
+    findings = list(findings)
     verdicts = []
     for f in findings:
         verdicts.append(f.verdict)
         for code in f.reasons:
             out.add(code)
-        for h in f.hints:
-            out.hint(h)
         out.evidence.extend(e for e in f.evidence if e not in out.evidence)
         out.details.update(f.details)
+    for f in sorted(findings, key=lambda f: -f.verdict.severity):
+        for h in f.hints:
+            out.hint(h)
     worst = max(verdicts, key=lambda v: v.severity, default=Verdict.PASS)
     if worst is not out.verdict:
         out.verdict_override = worst

@@ -522,3 +522,26 @@ def test_ctrl_c_while_building_removes_what_was_already_made(
         else {"layers": {}}
     )
     assert all(not layer["resources"] for layer in state["layers"].values())
+
+
+def test_a_local_stack_that_cannot_start_is_a_usage_error_with_its_reason(
+    harness: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meshstack.local import launcher
+    from meshstack.local.env import LocalStackError
+
+    def refuse(root: Path, progress: Any = None) -> dict[str, Any]:
+        raise LocalStackError("127.0.0.1:9090 (prometheus) is held; nothing started")
+
+    monkeypatch.setattr(launcher, "ensure_up", refuse)
+    log = write_profile(harness)
+    profile = harness.path / "stacks" / "local.yaml"
+    data = json.loads(profile.read_text())
+    profile.write_text(json.dumps({**data, "local_stack": {"root": "../local"}}))
+    write_suites(harness)
+    result = harness.runpytest_inprocess("suites", "--stack=fresh")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "the local stack could not start: 127.0.0.1:9090" in result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert journal(log) == []  # nothing was built
+    assert not (harness.path / ".meshstack" / "state.json").exists()

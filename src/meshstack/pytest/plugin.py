@@ -165,8 +165,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if run.stack.profile.local_root is not None:
         run.progress("local", "starting the local stack (reused if up)")
         from meshstack.local import launcher
+        from meshstack.local.env import LocalStackError
 
-        launcher.ensure_up(run.stack.profile.local_root, progress=run.progress)
+        try:
+            launcher.ensure_up(run.stack.profile.local_root, progress=run.progress)
+        except LocalStackError as exc:
+            # Nothing of this run exists yet; the local stack took back what it
+            # started. pytest releases the run lock as it unconfigures.
+            raise pytest.UsageError(f"the local stack could not start: {exc}") from None
     run.stack.begin()
     run.progress("run", f"{run.stack.state.run_id} ({run.settings.mode})")
     _record_bundle(run.stack)
