@@ -54,6 +54,7 @@ class Stack:
         state_path: Path,
         keep: bool = False,
         progress: Progress | None = None,
+        session: str = "",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
@@ -67,6 +68,10 @@ class Stack:
         self._progress = progress or (lambda layer, step: None)
         self._providers: dict[str, Provider] = {}
         self.timings: dict[str, float] = {}
+        # One pytest session (with all its workers): measurements made "once" are
+        # made once per session, never reused from an earlier session on a kept
+        # stack, whose profile or stack may have changed since.
+        self.session = session
 
     # -- the context providers see ------------------------------------------------
     def context(self) -> StackContext:
@@ -245,8 +250,16 @@ class Stack:
         return None
 
     def once(self, key: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` once for this run across all workers; return its JSON value."""
-        return statemod.once(self.workdir / "once" / self.state.run_id, key, fn)
+        """Run ``fn`` once for this session across all workers; return its JSON
+        value."""
+        return statemod.once(self._once_dir(), key, fn)
+
+    def _once_dir(self) -> Path:
+        return self.workdir / "once" / self.state.run_id / (self.session or "-")
+
+    def forget_once(self) -> None:
+        """Drop this session's once-results (the session is over)."""
+        shutil.rmtree(self._once_dir(), ignore_errors=True)
 
     # -- removing -----------------------------------------------------------------
     def down(self, force: bool = False) -> list[str]:

@@ -545,3 +545,31 @@ def test_a_local_stack_that_cannot_start_is_a_usage_error_with_its_reason(
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert journal(log) == []  # nothing was built
     assert not (harness.path / ".meshstack" / "state.json").exists()
+
+
+def test_a_measurement_is_made_once_per_session_never_reused_by_a_later_one(
+    harness: pytest.Pytester,
+) -> None:
+    # Load and SLO results are made "once": shared by every check and worker of a
+    # session, but a later session on the kept stack (perhaps with a changed load
+    # profile) must measure again, not judge the earlier session's results.
+    write_profile(harness)
+    write_suites(
+        harness,
+        """
+        def test_measures(stack):
+            def measure():
+                with open(os.path.join(os.path.dirname(__file__), "..", "..",
+                                       "measured.txt"), "a") as fh:
+                    fh.write("measured\\n")
+                return 1
+            assert stack.once("measure", measure) == 1
+        """,
+    )
+    measured = harness.path / "measured.txt"
+    first = harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
+    first.assert_outcomes(passed=6)
+    assert measured.read_text().count("measured") == 1
+    second = harness.runpytest_subprocess("suites", "--stack=existing", "-n", "2")
+    second.assert_outcomes(passed=6)
+    assert measured.read_text().count("measured") == 2

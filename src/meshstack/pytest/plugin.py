@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ class MeshstackRun:
         self.config = config
         self.settings = settings
         self.worker = hasattr(config, "workerinput")
+        # Names this pytest session to its workers (see Stack.session).
+        self.session_id = (
+            str(config.workerinput.get("meshstack_session", ""))  # type: ignore[attr-defined]
+            if self.worker
+            else uuid.uuid4().hex[:12]
+        )
         self.lock: RunLock | None = None
         self.stack: Stack | None = None
         self.started = clock.monotonic()
@@ -111,6 +118,7 @@ def pytest_configure_node(node: Any) -> None:
     if node.config.stash.get(SESSION, None) is not None:
         dist = getattr(node.config.option, "dist", "no")
         node.workerinput["meshstack_loadgroup"] = dist == "loadgroup"
+        node.workerinput["meshstack_session"] = node.config.stash[SESSION].session_id
 
 
 def _prepare(run: MeshstackRun) -> None:
@@ -139,7 +147,14 @@ def _prepare(run: MeshstackRun) -> None:
             "--stack=existing, remove it with `meshstack down`, "
             "or pass another --stack-state"
         )
-    run.stack = Stack(profile, s.mode, s.state, keep=s.keep, progress=run.progress)
+    run.stack = Stack(
+        profile,
+        s.mode,
+        s.state,
+        keep=s.keep,
+        progress=run.progress,
+        session=run.session_id,
+    )
 
 
 def _attachable(layers: dict[str, dict[str, Any]]) -> bool:
@@ -154,7 +169,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if run.worker:
         # Validated again here: the schemas also fill in the settings' defaults.
         run.stack = Stack(
-            load_profile(run.settings.profile), "existing", run.settings.state
+            load_profile(run.settings.profile),
+            "existing",
+            run.settings.state,
+            session=run.session_id,
         )
         _record_bundle(run.stack)
         return
@@ -340,6 +358,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if alluredir:
             run.harness_problems += reporting.finish_allure(Path(alluredir), run)
     finally:
+        run.stack.forget_once()
         if run.lock is not None:
             run.lock.release()
     if _unjudged_failure(run) or run.harness_problems:
