@@ -6,11 +6,12 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from meshstack.local import launcher
-from meshstack.local.env import LocalStackError, port_taken
+from meshstack.local.env import LocalEnv, LocalStackError, port_taken
 
 # Prometheus's and the ZeroTier controller's loopback ports.
 HELD = (9090, 9993)
@@ -56,3 +57,55 @@ def test_a_free_port_is_not_reported_as_taken() -> None:
         sock.bind(("127.0.0.1", port))
         sock.listen()
         assert port_taken("127.0.0.1", port)
+
+
+def _started_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A root whose stack was started (its facts written), every component now
+    reporting down; returns the list each stop is appended to."""
+    root.mkdir(parents=True)
+    (root / "stack.json").write_text("{}")
+    stopped: list[str] = []
+    for name, _ in launcher.COMPONENTS:
+        module = launcher._module(name)
+        monkeypatch.setattr(
+            module, "status", lambda env: {"up": False, "detail": "not answering"}
+        )
+        monkeypatch.setattr(module, "stop", lambda env, n=name: stopped.append(n))
+    return stopped
+
+
+def test_a_partly_up_local_stack_is_left_alone_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One daemon hangs (Prometheus stopped) while the others, and the servers of a
+    # kept stack, run: an attaching run must not restart the whole local stack.
+    root = tmp_path / "root"
+    stopped = _started_once(root, monkeypatch)
+    env = LocalEnv(root)
+    env.spawn("prometheus", ["sleep", "60"])
+    try:
+        with pytest.raises(LocalStackError, match="only partly up") as err:
+            launcher.ensure_up(root)
+    finally:
+        env.kill("prometheus")
+    assert stopped == []
+    assert "`meshstack local down` then `meshstack local up`" in str(err.value)
+    assert (root / "stack.json").exists()
+
+
+def test_a_local_stack_whose_processes_all_ended_is_cleared_and_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    stopped = _started_once(root, monkeypatch)
+    monkeypatch.setattr(launcher, "_check_ports", lambda env: None)
+
+    def refuse(env: Any) -> dict[str, Any]:
+        raise LocalStackError("start reached")
+
+    monkeypatch.setattr(launcher._module("openstack"), "start", refuse)
+    with pytest.raises(LocalStackError, match="start reached"):
+        launcher.ensure_up(root)
+    # every component stopped to clear the stale stack, before the start began
+    every = {n for n, _ in launcher.COMPONENTS}
+    assert set(stopped[: len(every)]) == every, stopped

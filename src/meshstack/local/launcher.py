@@ -92,8 +92,19 @@ def up(root: Path, progress: Progress | None = None) -> dict[str, Any]:
             st = status(root)
             if st["up"]:
                 raise AlreadyUp(root)
-            # A stack this checkout started earlier that no longer answers (the
-            # machine was restarted, its processes ended): clear it, start anew.
+            alive = [n for n in env.recorded() if env.running(n)]
+            if alive:
+                # Partly up: a daemon hangs or died while others run, and the
+                # servers on it may hold a kept stack. Restarting would remove
+                # them; that is the user's call, not a run's.
+                raise LocalStackError(
+                    f"the local stack at {root} is only partly up "
+                    f"({_down_parts(st)}); nothing was changed. See its logs in "
+                    f"{env.root / 'logs'}; `meshstack local down` then `meshstack "
+                    "local up` restarts it, removing every server on it"
+                )
+            # A stack this checkout started earlier whose processes have all ended
+            # (the machine was restarted): clear it, start anew.
             progress("local", f"clearing a stale local stack ({_down_parts(st)})")
             _stop(env, [n for n, _ in COMPONENTS], progress)
             _facts_file(env).unlink(missing_ok=True)
