@@ -348,3 +348,13 @@ def test_a_pending_address_quotes_only_the_events_of_this_probe_service(tmp_path
     text = " ".join([*finding.evidence, *finding.hints])
     assert "an earlier probe's complaint" not in text, text
     assert "nothing (no events)" in text, text
+
+
+def test_metallb_absent_is_an_unhealthy_layer_not_a_provider_crash(tmp_path, twin):
+    # What --stack=reuse probes before deciding to reinstall a layer whose
+    # MetalLB was removed: the probe must say it is broken, not raise.
+    finding = _provider(tmp_path, twin).probe()
+
+    assert not finding.verdict.healthy, finding.to_json()
+    assert "system_pods_not_ready" in finding.reasons
+    assert any("MetalLB is not installed" in h for h in finding.hints), finding.hints

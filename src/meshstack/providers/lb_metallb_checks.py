@@ -152,7 +152,20 @@ class MetalLBChecks:
             )
 
     def judge_components(self) -> Finding:
-        state = self.components()
+        try:
+            state = self.components()
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            # Not installed (or removed): a finding, so --stack=reuse reinstalls.
+            f = Finding(layer="lb", evidence=[f"404: {exc.reason}"])
+            f.add(
+                "system_pods_not_ready",
+                "MetalLB's controller Deployment or speaker DaemonSet is absent in "
+                f"{NS}: MetalLB is not installed; provision the lb layer "
+                "(--stack=reuse repairs it)",
+            )
+            return f
         f = Finding(layer="lb", evidence=[state["summary"]], details=dict(state))
         if not state["ready"]:
             pods = [
