@@ -109,8 +109,18 @@ class Stack:
 
     # -- building and judging -----------------------------------------------------
     def begin(self) -> None:
-        """Start a run: a fresh run id for fresh/reuse, the kept one for existing."""
+        """Start a run: a fresh run id for fresh/reuse, the kept one for existing.
+
+        An attaching run keeps the layers' health (probed again as it goes up) but
+        not an earlier session's measurements (``load:<profile>``): only what this
+        session measures is reported as measured.
+        """
         if self.mode == "existing":
+            measured = [k for k in self.state.health if ":" in k]
+            if measured:
+                for key in measured:
+                    del self.state.health[key]
+                self.state.save()
             return
         if not self.state.run_id or self.mode == "fresh":
             self.state.run_id = statemod.new_run_id()

@@ -573,3 +573,25 @@ def test_a_measurement_is_made_once_per_session_never_reused_by_a_later_one(
     second = harness.runpytest_subprocess("suites", "--stack=existing", "-n", "2")
     second.assert_outcomes(passed=6)
     assert measured.read_text().count("measured") == 2
+
+
+def test_an_earlier_sessions_measurement_is_not_reported_by_a_later_one(
+    harness: pytest.Pytester,
+) -> None:
+    write_profile(harness)
+    write_suites(
+        harness,
+        """
+        from meshstack.verdicts import Finding
+
+        def test_measures(stack):
+            stack.record_health("load:probe", Finding(layer="load"))
+        """,
+    )
+    first = harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
+    first.stdout.fnmatch_lines(["*load:probe*PASS*"])
+    second = harness.runpytest_subprocess(
+        "suites/cloud", "--stack=existing", "-k", "holds"
+    )
+    second.assert_outcomes(passed=1)
+    assert "load:probe" not in second.stdout.str()
