@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,30 @@ def test_counts_in_the_window_are_per_request_name() -> None:
 
     assert counts["Aggregated"] == {"requests": 200, "failures": 9}
     assert counts["vote"] == {"requests": 90, "failures": 9}
+
+
+def test_a_locust_outlives_no_process_that_started_it(tmp_path: Path) -> None:
+    # A pytest (or xdist worker) killed mid-run cannot end its Locust; the kernel
+    # must, or the load goes on into the next run's window.
+    pid_file = tmp_path / "child.pid"
+    starter = (
+        "import subprocess, sys\n"
+        "from meshstack.providers.load_locust import _end_with_parent\n"
+        "p = subprocess.Popen(['sleep', '60'], preexec_fn=_end_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "import os; os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", starter], check=True, timeout=30)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child), f"pid {child} outlived the process that started it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

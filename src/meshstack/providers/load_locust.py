@@ -17,9 +17,11 @@ generator). Everything Locust wrote is kept as artifacts.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,11 @@ from meshstack.providers.locust_csv import counts_at, window_of
 from meshstack.verdicts import Finding, Verdict, harness_error, merge
 
 log = logging.getLogger(__name__)
+
+# prctl(2) option: the signal a process gets when its parent ends. Looked up here,
+# not in the forked child, where loading a library could deadlock.
+PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "directory": {"type": "path", "default": DIRECTORY},
@@ -59,6 +66,13 @@ def read_load_profile(directory: Path, name: str) -> dict[str, Any]:
     )
     raise_for(file, lines, "the load profile")
     return data
+
+
+def _end_with_parent() -> None:
+    """In the Locust child before exec: have the kernel send it SIGTERM when the
+    process that started it ends, however it ends (a killed pytest or xdist
+    worker cannot end its Locust itself)."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def locust_argv(
@@ -180,7 +194,7 @@ class LocustLoad(Provider):
         with open(log_file, "wb") as fh:
             proc = subprocess.Popen(
                 argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=out,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, preexec_fn=_end_with_parent,
             )  # fmt: skip
             try:
                 code: int | None = proc.wait(timeout=limit)
@@ -188,6 +202,12 @@ class LocustLoad(Provider):
                 proc.kill()
                 proc.wait(timeout=10)
                 code = None
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): a load left running would go on
+                # loading the app, into the next run's window.
+                proc.kill()
+                proc.wait(timeout=10)
+                raise
         return code, log_file.read_text(errors="replace")
 
     def _judge(
