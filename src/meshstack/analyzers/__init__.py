@@ -169,10 +169,13 @@ def kinds() -> dict[str, Kind]:
     return dict(_KINDS)
 
 
-def get(name: str) -> Kind:
+def get(name: str, record: bool = True) -> Kind:
+    """The kind ``name``; its judgements are recorded (see :func:`set_recorder`)
+    unless ``record`` is false: for a judgement that only decides whether to try
+    again, which is no verdict of the run."""
     _load()
     kind = _KINDS[name]
-    return kind if _recorder is None else _recording(kind)
+    return kind if _recorder is None or not record else _recording(kind)
 
 
 def detect(evidence: Evidence, threshold: float = 0.5) -> Kind | None:

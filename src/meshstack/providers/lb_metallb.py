@@ -238,14 +238,16 @@ class MetalLBProvider(MetalLBChecks, Provider):
                 created = self.kube.apply(doc)
                 break
             except client.ApiException as exc:
-                finding = self._judge_apply_error(exc)
+                # Judged unrecorded first: a refusal tried again is no verdict of
+                # the run, and must not make its bundle re-judge as a failure.
+                finding = self._judge_apply_error(exc, record=False)
                 if not (
                     retry_webhook
                     and _settling_webhook(finding)
                     and clock.monotonic() < deadline
                 ):
                     raise ProviderError(
-                        finding,
+                        self._judge_apply_error(exc, record=True),
                         f"applying {doc['kind']} {rid}: {apply_error_text(exc)}",
                     ) from None
                 log.info(
@@ -258,10 +260,10 @@ class MetalLBProvider(MetalLBChecks, Provider):
         if created:
             self.ctx.record("lb", doc["kind"], rid, api_version=doc["apiVersion"])
 
-    def _judge_apply_error(self, exc: client.ApiException) -> Finding:
+    def _judge_apply_error(self, exc: client.ApiException, record: bool) -> Finding:
         evidence = Evidence(apply_error_text(exc), name="apply error")
         ctx = Context(metallb_version=self.settings["version"])
-        return analyzers.get("kube-apply-error").judge(evidence, ctx)
+        return analyzers.get("kube-apply-error", record=record).judge(evidence, ctx)
 
     def _await_components(self, timeout: float) -> None:
         try:
