@@ -5,6 +5,7 @@ named by the ``journal`` setting, with the process id and xdist worker, so a tes
 can count how often the stack was built and by whom. ``verdict`` and ``reasons``
 settings choose what its probe reports; ``provision_fails`` (a reason code) makes
 provisioning fail with it, as a refused credential or an unreachable API would.
+``teardown_fails`` makes removal raise, as for a layer whose servers are gone.
 ``judged_again_after`` names a later layer, as the mesh names the apps; once that
 layer is built, the probe adds the ``reasons_after`` codes.
 """
@@ -70,6 +71,8 @@ class SelfTestProvider(Provider):
 
     def teardown(self) -> None:
         self._journal("teardown")
+        if self.settings.get("teardown_fails"):
+            raise RuntimeError(f"{self.layer_name}: its servers are gone")
         self.ctx.forget(self.layer_name, "thing", f"{self.layer_name}-1")
 
 

@@ -595,3 +595,35 @@ def test_an_earlier_sessions_measurement_is_not_reported_by_a_later_one(
     )
     second.assert_outcomes(passed=1)
     assert "load:probe" not in second.stdout.str()
+
+
+def test_a_kept_stack_that_is_gone_can_be_forgotten_and_built_anew(
+    harness: pytest.Pytester,
+) -> None:
+    import subprocess
+    import sys
+
+    write_profile(harness, settings={"cluster": {"teardown_fails": True}})
+    write_suites(harness)
+    harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
+    state = harness.path / ".meshstack" / "state.json"
+    run_id = json.loads(state.read_text())["run_id"]
+
+    def meshstack(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "meshstack.cli.main", *args]
+        return subprocess.run(
+            argv, cwd=harness.path, capture_output=True, text=True, timeout=60
+        )
+
+    down = meshstack("down")
+    assert down.returncode == 2, down.stderr
+    assert "meshstack down --forget" in down.stderr
+    assert f"meshstack sweep --run-id {run_id}" in down.stderr
+    assert state.exists()  # kept, so that a second `down` retries
+
+    forgot = meshstack("down", "--forget")
+    assert forgot.returncode == 0, forgot.stderr
+    assert f"forgot the stack of run {run_id}" in forgot.stdout
+    assert not state.exists()
+    again = harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
+    again.assert_outcomes(passed=3)
