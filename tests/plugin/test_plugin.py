@@ -589,7 +589,9 @@ def test_an_earlier_sessions_measurement_is_not_reported_by_a_later_one(
         """,
     )
     first = harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
-    first.stdout.fnmatch_lines(["*load:probe*PASS*"])
+    first.stdout.fnmatch_lines(
+        ["*load:probe*PASS*", "*stack kept (run ms-*): attach with --stack=existing*"]
+    )
     second = harness.runpytest_subprocess(
         "suites/cloud", "--stack=existing", "-k", "holds"
     )

@@ -217,3 +217,8 @@ def terminal_summary(tr: Any, run: MeshstackRun) -> None:
         tr.write_line(f"  {len(run.dependency_skips)} skip(s) by pytest-dependency")
     for problem in run.harness_problems:
         tr.write_line(f"  harness problem: {problem}", red=True)
+    if stack.mode != "existing" and stack.keep and stack.state.exists:
+        tr.write_line(
+            f"  stack kept (run {stack.state.run_id}): attach with --stack=existing; "
+            "remove it with `meshstack down`"
+        )
