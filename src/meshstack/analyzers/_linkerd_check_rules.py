@@ -29,6 +29,8 @@ class Tally:
     ctx: Context
     hard: list[str] = field(default_factory=list)
     soft: list[str] = field(default_factory=list)
+    # Notes that judge nothing (an offline version check): hinted after the rest.
+    notes: list[str] = field(default_factory=list)
 
     def add(
         self, check: Check, code: str, hint: str = "", *, forced: bool = False
@@ -248,7 +250,7 @@ def _offline_version(check: Check, acc: Tally) -> bool:
         return False
     # The tool's own message where it printed one; never words put in its mouth.
     said = f": {check.error}" if check.error else ", with no message"
-    acc.finding.hint(
+    acc.notes.append(
         f"{desc}{said} (the latest version could not be compared: edge sites may be "
         "offline; not a warning)"
     )

@@ -128,6 +128,8 @@ def _final_checks(report: Report) -> list[Check]:
 
 def _conclude(acc: Tally) -> Finding:
     f = acc.finding
+    for note in acc.notes:  # after every hint on what to do
+        f.hint(note)
     f.reasons = [c for c in f.reasons if c in acc.hard] + [
         c for c in f.reasons if c not in acc.hard
     ]
