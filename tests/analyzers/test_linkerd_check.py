@@ -814,27 +814,31 @@ def test_a_freshness_check_with_no_message_is_not_given_one() -> None:
 
 
 def test_what_to_do_about_a_failure_is_hinted_before_offline_version_notes() -> None:
-    # Shaped as `linkerd check --proxy` prints it on an edge site with no route to
-    # versioncheck.linkerd.io (format as in the fixtures above).
-    text = (
-        "linkerd-version\n"
-        "---------------\n"
-        "‼ can determine the latest version\n"
-        '    Get "https://versioncheck.linkerd.io/version.json": dial tcp: '
-        "lookup versioncheck.linkerd.io: no such host\n"
-        "‼ cli is up-to-date\n"
-        "    unsupported version channel: stable-2.14.10\n"
-        "\n"
-        "linkerd-data-plane\n"
-        "------------------\n"
-        "× data plane namespace exists\n"
-        '    The "webdemo" namespace does not exist\n'
-        "\n"
-        "Status check results are ×\n"
+    # Shaped as `linkerd check` prints it on an edge site with no route to
+    # versioncheck.linkerd.io and no viz extension (format as in the fixtures).
+    text = "\n".join(
+        [
+            "linkerd-version",
+            "---------------",
+            "‼ can determine the latest version",
+            '    Get "https://versioncheck.linkerd.io/version.json": dial tcp: '
+            "lookup versioncheck.linkerd.io: no such host",
+            "‼ cli is up-to-date",
+            "    unsupported version channel: stable-2.14.10",
+            "",
+            "linkerd-viz",
+            "-----------",
+            "× linkerd-viz Namespace exists",
+            '    namespaces "linkerd-viz" not found',
+            "",
+            "Status check results are ×",
+            "",
+        ]
     )
     f = lc.judge(Evidence(text), Context())
 
     assert f.verdict is Verdict.FAIL, f.to_json()
+    assert "viz_extension_not_found" in f.reasons
     notes = [h for h in f.hints if "not a warning" in h]
     assert len(notes) == 2, f.hints
-    assert f.hints[-2:] == notes, f.hints
+    assert len(f.hints) > 2 and f.hints[-2:] == notes, f.hints
