@@ -265,6 +265,7 @@ def load_profile(path: Path, provider_schemas: bool = True) -> Profile:
                 layers[layer] = _check_layer(layer, section, errors, provider_schemas)
     lines = [_line(path, e) for e in errors]
     loads = _load_profiles(path.resolve(), layers.get("load"), lines)
+    lines += _unknown_apps(path.resolve(), layers, loads)
     raise_for(path, lines, "the profile and its load profiles")
     profile = Profile(path=path.resolve(), name=data["name"], layers=layers, raw=data)
     local = data.get("local_stack")
@@ -337,7 +338,15 @@ def _check_layer(
     if not schema:
         return section
     spec = {"type": "dict", "keys": {"provider": {"type": "str"}, **schema}}
-    return check(section, spec, where, errors)
+    before = len(errors)
+    out = check(section, spec, where, errors)
+    # What no schema can say (a range whose ends are swapped, a name that must
+    # name another entry): the provider's own ``validate_settings``, once the
+    # section's shape holds.
+    validate = getattr(module, "validate_settings", None)
+    if validate is not None and len(errors) == before:
+        errors += [f"{where}.{problem}" for problem in validate(out)]
+    return out
 
 
 def _load_profiles(
@@ -360,6 +369,27 @@ def _load_profiles(
         lines.extend(problems)
         out[name] = data
     return out
+
+
+def _unknown_apps(
+    stack: Path, layers: dict[str, dict[str, Any]], loads: dict[str, dict[str, Any]]
+) -> list[str]:
+    """A load profile's ``app`` must be one the apps layer deploys (whose address
+    Locust is pointed at); checked where the apps layer lists its apps."""
+    listed = (layers.get("apps") or {}).get("apps")
+    if not isinstance(listed, list):
+        return []
+    names = sorted(
+        str(a["name"]) for a in listed if isinstance(a, dict) and "name" in a
+    )
+    load = layers.get("load") or {}
+    directory = _resolve(stack.parent, str(load.get("directory", DIRECTORY)))
+    return [
+        f"{directory / f'{name}.yaml'}: app: expected one of the apps layer's apps "
+        f"({', '.join(names)}), found {data.get('app')!r}"
+        for name, data in loads.items()
+        if isinstance(data, dict) and data.get("app") not in names
+    ]
 
 
 def resolve_secret(spec: Any, what: str, base: Path) -> str:

@@ -28,6 +28,7 @@ from kubernetes import client
 
 from meshstack import analyzers, clock, yamlio
 from meshstack.analyzers import Context, Evidence
+from meshstack.providers._addresses import range_problem
 from meshstack.providers.base import Provider, ProviderError
 from meshstack.providers.kube_apply import (
     KubeClient,
@@ -94,6 +95,26 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     # the route to the first pool (the overlay bridge in the local stack)
     "probe_backend_address": {"type": "str", "default": None},
 }
+
+
+def validate_settings(settings: dict[str, Any]) -> list[str]:
+    """Each pool's addresses are CIDRs or ranges; each advertisement names pools
+    the profile has (MetalLB would leave a misnamed one announcing nothing)."""
+    problems = []
+    names = {p["name"] for p in settings["pools"]}
+    for i, pool in enumerate(settings["pools"]):
+        for j, text in enumerate(pool["addresses"]):
+            problem = range_problem(text)
+            if problem:
+                problems.append(f"pools[{i}].addresses[{j}]: {problem}")
+    for i, advert in enumerate(settings.get("advertisements") or []):
+        for j, name in enumerate(advert["pools"]):
+            if name not in names:
+                problems.append(
+                    f"advertisements[{i}].pools[{j}]: expected one of the pools "
+                    f"({', '.join(sorted(names))}), found {name!r}"
+                )
+    return problems
 
 
 def set_image_tags(docs: list[dict[str, Any]], version: str) -> None:

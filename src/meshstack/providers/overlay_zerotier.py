@@ -9,6 +9,7 @@ teardown can remove it whatever happens next.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import shlex
@@ -53,6 +54,26 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "api_timeout": {"type": "seconds", "default": 10},
     "attach": {"type": "dict", "open": True, "keys": {}},
 }
+
+
+def validate_settings(settings: dict[str, Any]) -> list[str]:
+    """The address pool lies in the network's CIDR, first address before last."""
+    net = settings["network"]
+    cidr = ipaddress.ip_network(net["cidr"], strict=False)
+    ends = {}
+    for key in ("pool_start", "pool_end"):
+        try:
+            ends[key] = ipaddress.ip_address(net[key])
+        except ValueError:
+            return [f"network.{key}: expected an address, found {net[key]!r}"]
+        if ends[key] not in cidr:
+            return [f"network.{key}: expected an address in {cidr}, found {net[key]}"]
+    if int(ends["pool_start"]) > int(ends["pool_end"]):
+        return [
+            f"network.pool_end: expected an address after pool_start "
+            f"({net['pool_start']}), found {net['pool_end']}"
+        ]
+    return []
 
 
 class ControllerError(Exception):

@@ -43,13 +43,21 @@ log = logging.getLogger(__name__)
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "url": {"type": "str", "required": True},
-    "scrape_interval": {"type": "seconds", "default": 1},
+    "scrape_interval": {"type": "seconds", "default": 1, "above": 0},
     "query_timeout": {"type": "seconds", "default": 10},
     # --stack=existing: what a lab built by other means offers (the layer's outputs).
     "attach": {"type": "dict", "open": True, "keys": {}},
 }
 
 Check = tuple[str, str, dict[str, Any] | None]  # name, PromQL, objective
+
+
+def validate_settings(settings: dict[str, Any]) -> list[str]:
+    """Prometheus's URL is an http(s) URL (a bare host:port is no URL)."""
+    url = str(settings["url"])
+    if not url.startswith(("http://", "https://")):
+        return [f"url: expected an http:// or https:// URL, found {url!r}"]
+    return []
 
 
 class PrometheusSlo(Provider):
