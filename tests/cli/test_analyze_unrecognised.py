@@ -58,6 +58,8 @@ def test_an_empty_file_is_nothing_to_judge_under_every_kind(
             "capture often means the command printed only to stderr, or did not run)"
         ], kind
         assert row["kind"] == (kind or "")
+        # a named kind says which layer the input was meant for
+        assert row["layer"] == (analyzers.kinds()[kind].layer if kind else "unknown")
 
 
 def test_empty_standard_input_is_nothing_to_judge() -> None:

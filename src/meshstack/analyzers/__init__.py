@@ -169,6 +169,13 @@ def kinds() -> dict[str, Kind]:
     return dict(_KINDS)
 
 
+def layer_of(kind: str | None) -> str:
+    """The layer a kind of evidence belongs to ("unknown" for none or no such)."""
+    _load()
+    found = _KINDS.get(kind or "")
+    return found.layer if found is not None else "unknown"
+
+
 def get(name: str, record: bool = True) -> Kind:
     """The kind ``name``; its judgements are recorded (see :func:`set_recorder`)
     unless ``record`` is false: for a judgement that only decides whether to try
@@ -196,7 +203,7 @@ def detect(evidence: Evidence, threshold: float = 0.5) -> Kind | None:
 
 def unrecognised(evidence: Evidence, expected: str | None = None) -> Finding:
     """HARNESS-ERROR for input of no known kind, or not of the kind declared."""
-    f = Finding(layer="unknown", kind=expected or "")
+    f = Finding(layer=layer_of(expected), kind=expected or "")
     if expected:
         todo = (
             f"the input is not {expected} output; check that it is the whole output "

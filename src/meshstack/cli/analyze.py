@@ -256,7 +256,7 @@ def _inputs(args: argparse.Namespace) -> Iterator[_Input]:
 def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Finding:
     """The finding for one input; ``named_by`` says who named ``kind`` ("" if none)."""
     if item.error is not None:
-        f = Finding(layer="unknown", kind=kind or "")
+        f = Finding(layer=analyzers.layer_of(kind), kind=kind or "")
         f.add("unrecognised_input", f"{item.name}: {item.error}")
         return f
     if _is_empty(item.evidence):
@@ -266,7 +266,7 @@ def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Findi
     except Exception as exc:  # an analyzer bug must not hide the other inputs
         log.exception("[%s] analyzer crashed", item.name)
         return Finding(
-            layer="unknown",
+            layer=analyzers.layer_of(kind),
             kind=kind or "",
             hints=["an analyzer crashed on this input: report it with the file"],
             details={"error": f"{type(exc).__name__}: {exc}"[:500]},
@@ -285,7 +285,9 @@ def _is_empty(evidence: Evidence) -> bool:
 
 
 def _empty(item: _Input, kind: str | None) -> Finding:
-    f = Finding(layer="unknown", kind=kind or "", details={"empty": True})
+    f = Finding(
+        layer=analyzers.layer_of(kind), kind=kind or "", details={"empty": True}
+    )
     if item.evidence.path is not None and item.evidence.path.is_dir():
         todo = "name the directory that holds the artifacts"
     else:
