@@ -196,7 +196,7 @@ def test_input_not_of_the_named_kind_is_unrecognised() -> None:
     assert result.returncode == 3
     [row] = json_lines(result)
     assert row["reasons"] == ["unrecognised_input"]
-    assert row["layer"] == "unknown"
+    assert row["layer"] == "load"  # the layer of the kind named
 
 
 def test_a_named_kind_applies_to_every_file_of_a_directory(tmp_path: Path) -> None:
