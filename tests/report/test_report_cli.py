@@ -25,11 +25,11 @@ def _args(tmp_path: Path, results: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _one_result(directory: Path) -> Path:
+def _one_result(directory: Path, uuid: str = "1") -> Path:
     """A minimal allure-results directory: one passed result."""
     directory.mkdir(parents=True, exist_ok=True)
-    doc = {"uuid": "1", "name": "test_x", "fullName": "t#test_x", "status": "passed"}
-    (directory / "1-result.json").write_text(json.dumps(doc))
+    doc = {"uuid": uuid, "name": "test_x", "fullName": "t#test_x", "status": "passed"}
+    (directory / f"{uuid}-result.json").write_text(json.dumps(doc))
     return directory
 
 
@@ -130,9 +130,10 @@ def test_the_analytics_tag_is_cut_from_the_report(tmp_path: Path) -> None:
 def test_the_history_file_keeps_only_the_last_runs_it_is_limited_to(
     tmp_path: Path,
 ) -> None:
-    results, history = _one_result(tmp_path / "r"), tmp_path / "h.jsonl"
+    history = tmp_path / "h.jsonl"
     runs: list[str] = []
     for n in range(3):
+        results = _one_result(tmp_path / f"r{n}", uuid=str(n))  # a run of its own
         made = run_report(
             tmp_path, "--results", str(results), "--output", str(tmp_path / f"o{n}"),
             "--history", str(history), "--history-limit", "2",
@@ -141,6 +142,24 @@ def test_the_history_file_keeps_only_the_last_runs_it_is_limited_to(
         kept = [json.loads(line)["uuid"] for line in history.read_text().splitlines()]
         runs.append(kept[-1])
         assert kept == runs[-2:], f"after report {n + 1}: {kept}, all runs {runs}"
+
+
+@pytest.mark.skipif(not allure_installed(), reason="run `npm install` in the checkout")
+def test_a_report_built_again_from_the_same_results_is_one_run_in_the_history(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "h.jsonl"
+    for n, results in enumerate(
+        [_one_result(tmp_path / "a", uuid="a")] * 2
+        + [_one_result(tmp_path / "b", uuid="b")]
+    ):
+        made = run_report(
+            tmp_path, "--results", str(results), "--output", str(tmp_path / f"o{n}"),
+            "--history", str(history),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    entries = [json.loads(line) for line in history.read_text().splitlines()]
+    assert len(entries) == 2, [e["uuid"] for e in entries]
 
 
 def test_a_history_limit_below_one_is_a_usage_error(tmp_path: Path) -> None:

@@ -168,7 +168,29 @@ def build(
     if not index.exists():
         raise RuntimeError(f"allure generate succeeded but wrote no {index}")
     _strip_analytics(index)
+    _one_entry_per_run(history)
     return index
+
+
+def _one_entry_per_run(history: Path) -> None:
+    """Keep one history entry per set of results: a report built again from the
+    same results (the same result ids) replaces that run's entry instead of
+    counting as another run in the trend."""
+    try:
+        lines = history.read_text(encoding="utf-8").splitlines()
+        if len(lines) < 2:
+            return
+        last, before = (json.loads(line) for line in lines[-2:][::-1])
+    except (OSError, ValueError):
+        return  # Allure's own file, as it wrote it: left alone
+
+    def ids(entry: dict[str, Any]) -> set[str]:
+        return {str(r.get("id")) for r in (entry.get("testResults") or {}).values()}
+
+    if ids(last) == ids(before):
+        kept = [*lines[:-2], lines[-1]]
+        history.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        log.debug("%s: the same results again; one entry kept", history)
 
 
 def _strip_analytics(index: Path) -> None:
