@@ -26,6 +26,7 @@ from meshstack import analyzers, clock
 from meshstack.bundle import Bundle
 from meshstack.profile import ProfileError, load_profile
 from meshstack.pytest import options, outcome, reporting
+from meshstack.pytest.handle import StackHandle
 from meshstack.pytest.judge import judge
 from meshstack.stack import Stack
 from meshstack.state import RunLock, StackState, StateError
@@ -387,38 +388,6 @@ def pytest_terminal_summary(
     reporting.terminal_summary(terminalreporter, run)
 
 
-class StackHandle:
-    """What the ``stack`` fixture hands to the layer fixtures."""
-
-    def __init__(self, run: MeshstackRun) -> None:
-        assert run.stack is not None
-        self._run = run
-        self.stack = run.stack
-
-    @property
-    def profile(self) -> Any:
-        return self.stack.profile
-
-    def provider(self, layer: str) -> Any:
-        """The layer's provider; skips BLOCKED when a lower layer is unhealthy."""
-        self.stack.state.reload_health()
-        block = self.stack.blocked(layer)
-        if block is not None:
-            pytest.skip(block.message(layer))
-        if layer not in self.stack.profile.layers:
-            pytest.skip(
-                f"the profile {self.stack.profile.path} configures no {layer} layer; "
-                f"add layers.{layer} to it or pass another --stack-profile"
-            )
-        return self.stack.provider(layer)
-
-    def once(self, key: str, fn: Any) -> Any:
-        return self.stack.once(key, fn)
-
-    def record_health(self, layer: str, finding: Any) -> None:
-        self.stack.record_health(layer, finding)
-
-
 @pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest) -> StackHandle:
     """The stack under test, built or attached once per run (see --stack)."""
@@ -428,4 +397,4 @@ def stack(request: pytest.FixtureRequest) -> StackHandle:
             "the stack fixture is only available to checks under suites/ "
             "(run pytest on the suites folder)"
         )
-    return StackHandle(run)
+    return StackHandle(run.stack)
