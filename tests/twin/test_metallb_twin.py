@@ -383,3 +383,58 @@ def test_node_selectors_narrow_the_election_and_interfaces_only_the_winner():
     assert _speaker("n1", "eth9")._interface_allowed(pool, [by_iface])
     assert _speaker("n1", "zt1")._eligible(pool, [], speakers) is None
     assert _speaker("n1", "zt1")._eligible(pool, None, speakers) == {"n1", "n2"}
+
+
+def test_the_controller_waits_for_a_change_instead_of_spinning(kube, monkeypatch):
+    # A watch opened without a resourceVersion first replays every Service as
+    # ADDED; a controller that watched so would wake at once, for ever, and take a
+    # core of the machine. It must watch from the version it listed.
+    import threading
+
+    _pool(kube, "default", ["198.19.0.200-198.19.0.220"])
+    _lb_service(kube)
+    ctl = Controller(kube.api, "v0.14.5")
+    reconciles = 0
+    plain_reconcile = ctl.reconcile
+
+    def counted() -> str:
+        nonlocal reconciles
+        reconciles += 1
+        return plain_reconcile()
+
+    monkeypatch.setattr(ctl, "reconcile", counted)
+    stop = threading.Event()
+    runner = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
+    runner.start()
+    time.sleep(3 * m.RESYNC_INTERVAL)
+    stop.set()
+    runner.join(timeout=3 * m.RESYNC_INTERVAL)
+
+    assert _ingress(kube) == "198.19.0.200"
+    # one start, one wake for its own status write, then one resync per interval
+    assert 2 <= reconciles <= 6, reconciles
+
+
+def test_the_speaker_wakes_on_a_service_change(kube):
+    import threading
+
+    from meshstack.twin.metallb_speaker import Speaker
+
+    _lb_service(kube, "one")  # a watch without a version would replay it at once
+    speaker = Speaker(kube.api, "v0.14.5", "n1", "eth0")
+    speaker.services_version = str(
+        client.CoreV1Api(kube.api)
+        .list_service_for_all_namespaces()
+        .metadata.resource_version
+    )
+    quiet = threading.Thread(target=speaker._await_service_change, args=(1.0,))
+    quiet.start()
+    quiet.join(timeout=0.5)
+    assert quiet.is_alive()  # nothing changed: still waiting
+    quiet.join()
+
+    woken = threading.Thread(target=speaker._await_service_change, args=(60.0,))
+    woken.start()
+    _lb_service(kube, "two")
+    woken.join(timeout=30)
+    assert not woken.is_alive()  # ended by the change, long before its 60 s

@@ -116,9 +116,11 @@ class Controller:
         self.core = client.CoreV1Api(cl)
         self.said: dict[str, str] = {}
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> str:
+        """Assign what is pending; the Service list's resourceVersion, to watch from."""
         pools = load_pools(self.cl, self.tag)
-        services = [plain(s) for s in self.core.list_service_for_all_namespaces().items]
+        listed = self.core.list_service_for_all_namespaces()
+        services = [plain(s) for s in listed.items]
         lbs = [
             s
             for s in services
@@ -135,6 +137,7 @@ class Controller:
                 pending.append(svc)
         for svc in pending:
             self._assign(svc, pools, used)
+        return str(getattr(listed.metadata, "resource_version", ""))
 
     def _assign(self, svc: dict, pools: list[m.Pool], used: set[str]) -> None:
         key = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
@@ -173,10 +176,13 @@ class Controller:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.reconcile()
+                # Watch from the list's version, as an informer does: a watch without
+                # one first replays every Service as ADDED, and would wake at once.
+                rv = self.reconcile()
                 w = watch.Watch()
                 for _ in w.stream(
                     self.core.list_service_for_all_namespaces,
+                    resource_version=rv,
                     timeout_seconds=int(m.RESYNC_INTERVAL),
                 ):
                     w.stop()

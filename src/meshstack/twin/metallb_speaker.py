@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from meshstack.twin import metallb as m
 from meshstack.twin.kube.forward import relay
@@ -134,6 +134,7 @@ class Speaker:
         self.core: Any = client.CoreV1Api(cl)
         self.held: dict[str, Announcement] = {}
         self.said: dict[str, str] = {}
+        self.services_version: str | None = None
 
     def desired(self) -> dict[str, dict]:
         """VIP -> Service, for the addresses this node must announce."""
@@ -141,7 +142,9 @@ class Speaker:
         adverts = self._adverts()
         speakers = self._speaker_nodes()
         out = {}
-        for s in self.core.list_service_for_all_namespaces().items:
+        listed = self.core.list_service_for_all_namespaces()
+        self.services_version = str(listed.metadata.resource_version)
+        for s in listed.items:
             svc = plain(s)
             ip = current_ip(svc)
             pool = next((p for p in pools if ip and p.contains(ip)), None)
@@ -268,6 +271,21 @@ class Speaker:
             say("warn", "could not remove address", ip=ip, error=str(exc))
         say("info", "withdrawing service announcement", ip=ip, node=self.node)
 
+    def _await_service_change(self, timeout: float) -> None:
+        """Until a Service changes after the last sync's list, or ``timeout``.
+
+        A Service's address is announced as soon as it is written; changes to
+        pools, advertisements, nodes and endpoints are picked up by the next
+        resync, at most ``timeout`` later.
+        """
+        w = watch.Watch()
+        for _ in w.stream(
+            self.core.list_service_for_all_namespaces,
+            resource_version=self.services_version,
+            timeout_seconds=max(1, int(timeout)),
+        ):
+            w.stop()
+
     def _note(self, ip: str | None, msg: str, **kw: Any) -> None:
         if ip and self.said.get(ip) != msg:
             say("info", msg, ip=ip, **kw)
@@ -277,9 +295,10 @@ class Speaker:
         while not stop.is_set():
             try:
                 self.sync()
+                self._await_service_change(1.0)
             except Exception as exc:  # the API may come and go; retry after a pause
                 say("error", "sync failed; retrying in 1s", error=str(exc))
-            stop.wait(1.0)
+                stop.wait(1.0)
         for ip in list(self.held):
             self._withdraw(ip)
 
