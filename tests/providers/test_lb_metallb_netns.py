@@ -103,6 +103,8 @@ def test_metallb_installs_and_an_announced_address_answers_from_the_host(
     assert allocation.reasons == [], (allocation.summary(), allocation.details)
     assert allocation.details["ip"].startswith(f"{node.subnet}.2")
     assert allocation.details["answer"] == "meshstack-lb-probe"
+    # the probe connected once the speaker said it announces the address
+    assert any(" nodeAssigned " in e for e in allocation.details["events"])
     assert probe.reasons == [] and probe.details["answer"] == "meshstack-lb-probe"
     neigh = sh("ip", "neigh", "show", allocation.details["ip"], "dev", node.bridge)
     assert "lladdr" in neigh.stdout  # the address was resolved by ARP on the bridge
@@ -125,6 +127,7 @@ def test_without_an_advertisement_the_address_is_given_but_silent_c10(
         _provider(tmp_path, node)._apply(provider_default_adverts(node, tmp_path))
     assert finding.details["ip"] is not None
     assert {"ip_unreachable", "pool_not_advertised"} <= set(finding.reasons)
+    assert "no speaker announced it" in " ".join(finding.hints + finding.evidence)
 
 
 def provider_default_adverts(node: NetnsNode, root: Path) -> list[dict]:

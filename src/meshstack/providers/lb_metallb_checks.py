@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import threading
 from typing import Any
 
 from kubernetes import client
@@ -21,6 +20,7 @@ from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
 from meshstack.analyzers.k3s_log import servicelb_disabled
 from meshstack.providers.kube_apply import KubeClient, objects_yaml
+from meshstack.providers.lb_probe import Banner
 from meshstack.verdicts import Finding, merge
 from meshstack.wait import WaitTimeout, wait_for
 
@@ -183,8 +183,8 @@ class MetalLBChecks:
         """A probe LoadBalancer Service gets a pool address that answers TCP."""
         svc = self._probe_service()
         try:
-            ip, events = self._await_address(svc)
-            f = self._judge_address(ip, events)
+            ip, uid = self._await_address(svc)
+            f = self._judge_address(svc, uid, ip)
         finally:
             self._remove_probe(svc)
         return f
@@ -239,12 +239,10 @@ class MetalLBChecks:
         self._backend = Banner(self._host_ip(), self.settings["reachability_timeout"])
         return self._backend.port
 
-    def _await_address(self, svc: dict[str, Any]) -> tuple[str | None, list[str]]:
-        """The probe Service's address (None if none came) and its own events."""
+    def _await_address(self, svc: dict[str, Any]) -> tuple[str | None, str]:
+        """The probe Service's address (None if none came) and its uid."""
         meta = svc["metadata"]
         core = self.kube.core
-        # Events name their object by uid too: an earlier probe Service of the
-        # same name (an earlier check of this run) has events of its own.
         uid = core.read_namespaced_service(meta["name"], meta["namespace"]).metadata.uid
 
         def current() -> str | None:
@@ -278,18 +276,62 @@ class MetalLBChecks:
             )
         except WaitTimeout:
             ip = None
-        items = core.list_namespaced_event(meta["namespace"]).items
-        events = [
+        return ip, uid
+
+    def _events(self, meta: dict[str, Any], uid: str) -> list[str]:
+        """The probe Service's own events, oldest first, as one line each.
+
+        Events name their object by uid too: an earlier probe Service of the same
+        name (an earlier check of this run) has events of its own.
+        """
+        items = self.kube.core.list_namespaced_event(meta["namespace"]).items
+        return [
             f"{e.type} {e.reason} {e.source.component if e.source else ''}: {e.message}"
             for e in items
             if e.involved_object
             and e.involved_object.name == meta["name"]
             and e.involved_object.uid in (uid, None)
         ]
-        return ip, events
 
-    def _judge_address(self, ip: str | None, events: list[str]) -> Finding:
+    def _await_announcement(
+        self, meta: dict[str, Any], uid: str, deadline: float
+    ) -> bool:
+        """Whether a speaker said it announces the address before ``deadline``.
+
+        MetalLB's speaker records a ``nodeAssigned`` event on the Service once it
+        answers for the address. Connecting before that costs a lost ARP request
+        and the kernel's one-second retry; waiting for the event (a watch) does not.
+        """
+        ns = meta["namespace"]
+        core = self.kube.core
+
+        def announced() -> bool:
+            if any(" nodeAssigned " in e for e in self._events(meta, uid)):
+                return True
+            self.kube.await_change(core.list_namespaced_event, ns, 1.0, "events")
+            return any(" nodeAssigned " in e for e in self._events(meta, uid))
+
+        try:
+            return wait_for(
+                f"[{ns}/{meta['name']}] announcement",
+                announced,
+                bool,
+                max(0.0, deadline - clock.monotonic()),
+                interval=0.0,
+                retry_on=(client.ApiException,),
+            )
+        except WaitTimeout:
+            return False
+
+    def _judge_address(self, svc: dict[str, Any], uid: str, ip: str | None) -> Finding:
+        meta = svc["metadata"]
         config = self.judge_config()
+        # the address must answer within the reachability timeout, counted from
+        # here: waiting for the announcement spends the same budget
+        deadline = clock.monotonic() + self.settings["reachability_timeout"]
+        announced = ip is not None and self._in_pools(ip)
+        announced = announced and self._await_announcement(meta, uid, deadline)
+        events = self._events(meta, uid)
         f = Finding(
             layer="lb", evidence=list(events), details={"ip": ip, "events": events}
         )
@@ -301,24 +343,32 @@ class MetalLBChecks:
                 + ("; ".join(events) or "nothing (no events)"),
             )
             return merge("lb", [f, _causes(config)])
-        if not any(_in_ranges(ip, p["addresses"]) for p in self.settings["pools"]):
+        if not self._in_pools(ip):
             f.add(
                 "ip_outside_pool",
                 f"{ip} lies in none of the profile's pools; "
                 "another load balancer (k3s servicelb?) may have written it",
             )
             return merge("lb", [f, _causes(config)])
-        answer = self._backend.await_probe(ip, self.settings["probe_port"])
+        answer = self._backend.await_probe(ip, self.settings["probe_port"], deadline)
         f.details["answer"] = answer
         if answer is None:
             f.add(
                 "ip_unreachable",
                 f"{ip}:{self.settings['probe_port']} did not answer from the harness "
-                f"host within {self.settings['reachability_timeout']}s",
+                f"host within {self.settings['reachability_timeout']}s"
+                + (
+                    ""
+                    if announced
+                    else "; no speaker announced it (no nodeAssigned event)"
+                ),
             )
             return merge("lb", [f, _causes(config)])
         f.evidence.append(f"{ip}:{self.settings['probe_port']} answered {answer!r}")
         return f
+
+    def _in_pools(self, ip: str) -> bool:
+        return any(_in_ranges(ip, p["addresses"]) for p in self.settings["pools"])
 
     def _remove_probe(self, svc: dict[str, Any]) -> None:
         meta = svc["metadata"]
@@ -362,51 +412,3 @@ def _in_ranges(ip: str, ranges: list[str]) -> bool:
         if first <= int(n) <= last:
             return True
     return False
-
-
-class Banner:
-    """A TCP server that greets each connection; its greeting proves the path."""
-
-    GREETING = b"meshstack-lb-probe\n"
-
-    def __init__(self, host: str, timeout: float) -> None:
-
-        self.timeout = timeout
-        self.sock = socket.create_server((host, 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.served = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.served += 1
-                conn.sendall(self.GREETING)
-
-    def await_probe(self, ip: str, port: int) -> str | None:
-        """The greeting read through ip:port, or None once the timeout is spent."""
-        deadline = clock.monotonic() + self.timeout
-        while clock.monotonic() < deadline:
-            try:
-                with socket.create_connection((ip, port), timeout=2) as conn:
-                    conn.settimeout(2)
-                    data = conn.recv(64)
-                if data == self.GREETING:
-                    return data.decode().strip()
-            except OSError as exc:
-                log.debug("[lb-probe] %s:%s not answering yet: %s", ip, port, exc)
-            clock.sleep(0.5)
-        return None
-
-    def close(self) -> None:
-        # shutdown wakes the thread blocked in accept(); close alone would leave
-        # the socket listening until that accept returned
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
