@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,14 @@ class Bundle:
         """Keep one judged artifact and its verdict."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._count += 1
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", evidence.name)[:60].strip("-")
+        name = f"{os.getpid()}-{self._count:04d}-{kind.name}-{stem or 'artifact'}"
         if kind.directory:
-            # TODO: directory artifacts (allure-results) are named, not copied; a
-            # re-judgement needs the directory to still exist.
-            # absolute: a results folder given relative to the run's directory is
-            # found again from wherever the bundle is judged
-            name = str(Path(str(evidence.path)).resolve())
+            # A copy, not the folder's name: the folder (allure-results) is rewritten
+            # by the next run, and the bundle must re-judge what this run judged.
+            _copy_files(Path(str(evidence.path)), self.directory / name, kind.keeps)
         else:
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", evidence.name)[:60].strip("-")
-            name = (
-                f"{os.getpid()}-{self._count:04d}-{kind.name}-{stem or 'artifact'}.txt"
-            )
+            name += ".txt"
             (self.directory / name).write_text(evidence.text, encoding="utf-8")
         try:
             context = json.loads(json.dumps(context_to_json(ctx)))
@@ -79,6 +77,14 @@ class Bundle:
             fcntl.flock(fh, fcntl.LOCK_EX)
             fh.write(json.dumps(line) + "\n")
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _copy_files(source: Path, target: Path, keeps: tuple[str, ...]) -> None:
+    """The regular files directly in ``source`` whose names end in ``keeps``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir() if source.is_dir() else ():
+        if item.is_file() and (not keeps or item.name.endswith(keeps)):
+            shutil.copyfile(item, target / item.name)
 
 
 def read_manifest(directory: Path) -> list[dict[str, Any]]:

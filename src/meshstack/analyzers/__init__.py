@@ -122,6 +122,9 @@ class Kind:
     detect: Detector
     judge: Judge
     directory: bool = False
+    # For a directory kind: the endings of the files a judgement reads, which a
+    # run's bundle copies (empty: every file).
+    keeps: tuple[str, ...] = ()
 
 
 _KINDS: dict[str, Kind] = {}

@@ -373,5 +373,6 @@ register(
         detect=detect,
         judge=judge,
         directory=True,
+        keeps=("-result.json", *_MARKERS),
     )
 )
