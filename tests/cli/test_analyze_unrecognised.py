@@ -53,13 +53,37 @@ def test_an_empty_file_is_nothing_to_judge_under_every_kind(
         assert proc.returncode == 3, (kind, proc.stderr)
         assert row["verdict"] == "HARNESS-ERROR", kind
         assert row["reasons"] == ["unrecognised_input"], kind
-        assert row["hints"] == [
-            f"{capture}: empty: nothing to judge; capture it again (an empty "
-            "capture often means the command printed only to stderr, or did not run)"
-        ], kind
+        if kind and analyzers.kinds()[kind].directory:
+            # what is wrong first: that kind is a folder, not a file
+            assert row["hints"] == [_NOT_A_DIRECTORY.format(capture, kind)], kind
+        else:
+            assert row["hints"] == [
+                f"{capture}: empty: nothing to judge; capture it again (an empty "
+                "capture often means the command printed only to stderr, or did not "
+                "run)"
+            ], kind
         assert row["kind"] == (kind or "")
         # a named kind says which layer the input was meant for
         assert row["layer"] == (analyzers.kinds()[kind].layer if kind else "unknown")
+
+
+_NOT_A_DIRECTORY = (
+    "{}: not a directory; {} is judged whole from its folder: name the folder"
+)
+
+
+def test_a_file_under_a_directory_kind_is_told_to_name_the_folder(
+    tmp_path: Path,
+) -> None:
+    result = tmp_path / "0001-result.json"
+    result.write_text('{"name": "test_a", "status": "passed"}')
+
+    proc = analyze("--kind", "allure-results", str(result))
+
+    [row] = rows(proc)
+    assert proc.returncode == 3
+    assert row["reasons"] == ["unrecognised_input"]
+    assert row["hints"] == [_NOT_A_DIRECTORY.format(result, "allure-results")]
 
 
 def test_empty_standard_input_is_nothing_to_judge() -> None:
@@ -97,6 +121,9 @@ def test_input_not_of_the_kind_named_never_suggests_naming_a_kind(
         assert row["reasons"] == ["unrecognised_input"], kind
         assert proc.returncode == 3, kind
         assert not any(ADVICE_TO_NAME_A_KIND in h for h in row["hints"]), row
+        if analyzers.kinds()[kind].directory:
+            assert row["hints"] == [_NOT_A_DIRECTORY.format(capture, kind)], row
+            continue
         assert any(
             f"not {kind} output, the kind --kind names" in h and "leave --kind out" in h
             for h in row["hints"]

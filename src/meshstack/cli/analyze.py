@@ -259,6 +259,18 @@ def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Findi
         f = Finding(layer=analyzers.layer_of(kind), kind=kind or "")
         f.add("unrecognised_input", f"{item.name}: {item.error}")
         return f
+    path = item.evidence.path
+    if (
+        kind is not None
+        and analyzers.get(kind).directory
+        and not (path and path.is_dir())
+    ):
+        f = Finding(layer=analyzers.layer_of(kind), kind=kind)
+        f.add(
+            "unrecognised_input",
+            f"{item.name}: not a directory; {kind} is judged whole from its folder: name the folder",
+        )
+        return f
     if _is_empty(item.evidence):
         return _empty(item, kind)
     try:
