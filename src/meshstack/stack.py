@@ -193,9 +193,9 @@ class Stack:
                 prov.provision()
             elif self.mode == "reuse":
                 self._progress(layer, "probing")
-                if prov.probe().verdict.healthy:
-                    stage = "probing"
-                    return self._probe(layer, prov)
+                first = prov.probe()
+                if first.verdict.healthy:
+                    return first  # that probe is the layer's verdict: no second one
                 self._progress(layer, "provisioning (probe failed)")
                 prov.state.provisioned_by = self.state.run_id
                 prov.provision()

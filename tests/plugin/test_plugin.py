@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -218,12 +219,18 @@ def test_a_kept_stack_reused_by_a_later_run_stays_kept(
     harness: pytest.Pytester,
 ) -> None:
     log = _a_kept_stack(harness)
+    before = len(journal(log))
 
     harness.runpytest_subprocess("suites/mesh", "--stack=reuse").assert_outcomes(
         passed=1
     )
 
     assert not [e for e in journal(log) if e["event"] == "teardown"]
+    # a healthy layer is probed once: that probe is its verdict, nothing is rebuilt
+    # (the mesh once more by the one check collected, which probes it itself)
+    probed = Counter(e["layer"] for e in journal(log)[before:] if e["event"] == "probe")
+    assert probed == {"cloud": 1, "cluster": 1, "mesh": 2}, probed
+    assert not [e for e in journal(log)[before:] if e["event"] == "provision"]
     state = json.loads((harness.path / ".meshstack" / "state.json").read_text())
     assert state["kept"] is True
     harness.runpytest_subprocess("suites/cloud").assert_outcomes(passed=1)
