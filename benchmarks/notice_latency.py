@@ -9,6 +9,10 @@ Two of the harness's own waits are measured on an existing stack:
 - a poll-based one (the overlay layer waiting for a node's network configuration
   over SSH): a node joins a second network, the wait starts, then the member is
   authorized; the latency is from the authorization until the wait returns.
+
+The reference watch and the harness's wait receive the same event in two threads;
+whichever runs first is a matter of scheduling, so a latency of a few milliseconds
+below zero means the harness's wait was simply served first.
 """
 
 from __future__ import annotations
