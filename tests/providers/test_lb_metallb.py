@@ -24,8 +24,7 @@ from meshstack.providers.lb_metallb import (
     manifest_documents,
     set_image_tags,
 )
-from meshstack.providers.lb_metallb_checks import _in_ranges
-from meshstack.providers.lb_probe import Banner
+from meshstack.providers.lb_probe import Banner, _in_ranges
 from tests.twin.metallb_support import metallb_controller
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 NS = "metallb-system"
 GROUP, VERSION = "metallb.io", "v1beta1"
 IMAGES = ("quay.io/metallb/controller", "quay.io/metallb/speaker")
-PROBE_LABEL = "meshstack.io/lb-probe"
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "version": {"type": "str", "required": True},
