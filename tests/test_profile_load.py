@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from meshstack.profile import (
-    LATENCY_QUANTILES,
-    RESOLUTION_SECONDS,
-    ProfileError,
-    load_profile,
-)
+from meshstack.loadprofile import LATENCY_QUANTILES, RESOLUTION_SECONDS
+from meshstack.profile import ProfileError, load_profile
 from meshstack.providers.load_locust import locust_argv, read_load_profile
 from meshstack.providers.slo_prometheus import checks_for
 from meshstack.providers.slo_promql import Objectives

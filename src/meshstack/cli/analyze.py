@@ -268,7 +268,8 @@ def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Findi
         f = Finding(layer=analyzers.layer_of(kind), kind=kind)
         f.add(
             "unrecognised_input",
-            f"{item.name}: not a directory; {kind} is judged whole from its folder: name the folder",
+            f"{item.name}: not a directory; {kind} is judged whole from its "
+            "folder: name the folder",
         )
         return f
     if _is_empty(item.evidence):

@@ -58,7 +58,7 @@ def read_load_profile(directory: Path, name: str) -> dict[str, Any]:
     """A load profile, validated as the stack profile's loader validates it.
 
     ``steady`` is defaulted and checked to fit; every problem is reported in one
-    ``ProfileError`` (see :func:`meshstack.profile.check_load_profile`).
+    ``ProfileError`` (see :func:`meshstack.loadprofile.check_load_profile`).
     """
     file = directory / f"{name}.yaml"
     data, lines = read_load_file(

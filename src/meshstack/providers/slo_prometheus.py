@@ -33,7 +33,7 @@ from typing import Any
 
 from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
-from meshstack.profile import LATENCY_QUANTILES
+from meshstack.loadprofile import LATENCY_QUANTILES
 from meshstack.providers.base import Provider
 from meshstack.providers.slo_promql import Objectives, Queries
 from meshstack.providers.slo_svg import window_chart
