@@ -23,14 +23,13 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
-from meshstack import analyzers, bundle
-from meshstack.analyzers import Context, Evidence, decode
+from meshstack import analyzers
+from meshstack.analyzers import Context, Evidence
+from meshstack.cli import _analyze_inputs as sources
 from meshstack.cli import _analyze_options as options
 from meshstack.verdicts import Finding, Verdict
 
@@ -153,107 +152,9 @@ def _context(args: argparse.Namespace) -> Context:
     )
 
 
-@dataclass
-class _Input:
-    name: str
-    evidence: Evidence
-    error: str | None = None
-    # Set for the members of a live run's evidence bundle: judged as recorded.
-    kind: str | None = None
-    ctx: Context | None = None
-
-
-def _file(path: Path, name: str, explicit: bool = False) -> _Input:
-    """A file as evidence; a special file or one that cannot be read says so.
-
-    A pipe or device named on the command line (``<(cmd)``, ``/dev/stdin``) is read;
-    one met while walking a directory is not, since reading it could block forever.
-    """
-    special = path.exists() and not path.is_file() and not path.is_dir()
-    if not path.exists() or (special and not explicit):
-        what = "a broken link" if path.is_symlink() else "not a regular file"
-        return _Input(
-            name, Evidence(text="", name=name), f"{what}; give a readable file"
-        )
-    try:
-        if special:
-            return _Input(name, Evidence(text=decode(path.read_bytes()), name=name))
-        return _Input(name, Evidence.from_path(path, name=name))
-    except OSError as exc:
-        return _Input(name, Evidence(text="", name=name), f"cannot be read: {exc}")
-
-
-def _is_directory_kind(path: Path, kind: str | None) -> bool:
-    """Whether a directory is judged whole: named so, or detected as one."""
-    if kind is not None:
-        return analyzers.get(kind).directory
-    found = analyzers.detect(Evidence.from_path(path), threshold=0.9)
-    return found is not None and found.directory
-
-
-def _bundle(path: Path, name: str) -> Iterator[_Input]:
-    """A live run's bundle: each artifact with the kind and context it was judged in."""
-    manifest = path / bundle.MANIFEST
-    lines = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{os.path.join(name, bundle.MANIFEST)}:{number}"
-        try:
-            yield _bundle_member(path, name, json.loads(line))
-        except (ValueError, KeyError, TypeError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-            message = f"not a bundle entry ({problem}); was the manifest edited?"
-            yield _Input(where, Evidence(text="", name=where), message)
-
-
-def _bundle_member(path: Path, name: str, entry: dict[str, Any]) -> _Input:
-    kind = analyzers.get(str(entry["kind"]))
-    target = Path(str(entry["file"]))
-    if target.is_absolute():
-        if not kind.directory:
-            raise ValueError(f"{target}: only directory kinds may name absolute paths")
-        item = _file(target, str(target))
-    else:
-        resolved = (path / target).resolve()
-        if path.resolve() not in resolved.parents:
-            raise ValueError(f"{target} lies outside the bundle")
-        item = _file(resolved, os.path.join(name, str(target)))
-    item.kind = kind.name
-    item.ctx = bundle.context_from_json(dict(entry["context"]))
-    return item
-
-
-def _walk(path: Path, name: str, kind: str | None) -> Iterator[_Input]:
-    if kind is None and (path / bundle.MANIFEST).is_file():
-        yield from _bundle(path, name)
-        return
-    if _is_directory_kind(path, kind):
-        yield _Input(name, Evidence.from_path(path, name=name))
-        return
-    entries = sorted(path.iterdir(), key=lambda p: p.name)
-    if not entries:
-        yield _Input(name, Evidence(text="", name=name, path=path))
-    for entry in entries:
-        member = os.path.join(name, entry.name)
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _walk(entry, member, kind)
-        else:
-            yield _file(entry, member)
-
-
-def _inputs(args: argparse.Namespace) -> Iterator[_Input]:
-    for given in args.inputs:
-        if given == "-":
-            text = decode(sys.stdin.buffer.read())
-            yield _Input("-", Evidence(text=text, name="-"))
-        elif Path(given).is_dir():
-            yield from _walk(Path(given), given, args.kind)
-        else:
-            yield _file(Path(given), given, explicit=True)
-
-
-def _judge(item: _Input, ctx: Context, kind: str | None, named_by: str) -> Finding:
+def _judge(
+    item: sources.Input, ctx: Context, kind: str | None, named_by: str
+) -> Finding:
     """The finding for one input; ``named_by`` says who named ``kind`` ("" if none)."""
     if item.error is not None:
         f = Finding(layer=analyzers.layer_of(kind), kind=kind or "")
@@ -297,7 +198,7 @@ def _is_empty(evidence: Evidence) -> bool:
     return not evidence.text.strip()
 
 
-def _empty(item: _Input, kind: str | None) -> Finding:
+def _empty(item: sources.Input, kind: str | None) -> Finding:
     f = Finding(
         layer=analyzers.layer_of(kind), kind=kind or "", details={"empty": True}
     )
@@ -405,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     verdicts = []
     given = _given(args, ctx)
-    for item in _inputs(args):
+    for item in sources.inputs(args.inputs, args.kind):
         item_ctx = replace(item.ctx, **given) if item.ctx else ctx
         named_by = "the bundle's manifest" if item.kind else ""
         named_by = named_by or ("--kind" if args.kind else "")
