@@ -28,7 +28,6 @@ from typing import Any
 from kubernetes import client, config, watch
 
 from meshstack import ssh
-from meshstack.analyzers import Context, Evidence, get
 from meshstack.analyzers.k3s_log import servicelb_disabled
 from meshstack.providers import cluster_k3s_checks as checks
 from meshstack.providers.base import Provider, ProviderError
@@ -78,48 +77,6 @@ class K3sCluster(InstallPlan, Provider):
     def __init__(self, settings: dict[str, Any], ctx: Any) -> None:
         super().__init__(settings, ctx)
         self._api: client.ApiClient | None = None
-
-    # -- install ----------------------------------------------------------------
-    def _install(
-        self, node: dict[str, Any], argv: list[str], env: dict[str, str]
-    ) -> ssh.Result:
-        # the environment (the join token among it) travels on stdin ahead of the
-        # script, so that it shows in no command line and no log
-        exports = "".join(f"export {k}={_q(v)}\n" for k, v in env.items())
-        command = f"sh -s -- {' '.join(_q(a) for a in argv)}"
-        timeout = float(self.settings.get("install_timeout", 120))
-        target = self._target(node)
-        result = ssh.run(
-            target, command, stdin=exports + self._script(), timeout=timeout
-        )
-        if not result.ok:
-            raise self._install_failed(node, result)
-        return result
-
-    def _install_failed(
-        self, node: dict[str, Any], result: ssh.Result
-    ) -> ProviderError:
-        """A finding from what the install printed, judged as a k3s log is."""
-        text = result.stdout + "\n" + result.stderr
-        evidence = Evidence(text, name=f"install on {node['name']}")
-        judged = get("k3s-log").judge(evidence, Context())
-        finding = Finding(layer="cluster", kind="k3s-install")
-        for code in judged.reasons:
-            if code in ("token_rejected", "node_password_rejected", "api_unreachable"):
-                finding.add(code)
-        for hint in judged.hints:
-            finding.hint(hint)
-        if not finding.reasons:
-            finding.add(
-                "node_not_ready", f"the install script failed on {node['name']}"
-            )
-        described = result.describe().replace(self._secret_token or "\0", "********")
-        finding.evidence.insert(0, described)
-        return ProviderError(
-            finding, f"cluster: install on {node['name']} failed:\n{described}"
-        )
-
-    _secret_token: str = ""
 
     def provision(self) -> None:
         """Install the server, fetch its kubeconfig, join the agents, await Ready."""
@@ -410,12 +367,6 @@ class K3sCluster(InstallPlan, Provider):
 def _node_output(node: dict[str, Any]) -> dict[str, Any]:
     address = node["node_ip"] or node["address"]
     return {"name": node["name"], "role": node.get("role", ""), "node_ip": address}
-
-
-def _q(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 PROVIDER = K3sCluster

@@ -1,15 +1,18 @@
 """Where and how the k3s cluster is installed: the nodes, their arguments, the
-install script's environment, the join token (a part of :mod:`.cluster_k3s`)."""
+install script, its environment and the join token, and what a failed install said
+(a part of :mod:`.cluster_k3s`)."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from meshstack import ssh
+from meshstack.analyzers import Context, Evidence, get
 from meshstack.providers.base import ProviderError
 from meshstack.verdicts import Finding, harness_error
 
@@ -140,3 +143,48 @@ class InstallPlan:
             path.chmod(0o600)
             log.info("made a new join token in %s", path)
         return self.ctx.secret(spec, "cluster.token").strip()
+
+    _secret_token: str = ""
+
+    def _install(
+        self, node: dict[str, Any], argv: list[str], env: dict[str, str]
+    ) -> ssh.Result:
+        # the environment (the join token among it) travels on stdin ahead of the
+        # script, so that it shows in no command line and no log
+        exports = "".join(f"export {k}={_q(v)}\n" for k, v in env.items())
+        command = f"sh -s -- {' '.join(_q(a) for a in argv)}"
+        timeout = float(self.settings.get("install_timeout", 120))
+        target = self._target(node)
+        result = ssh.run(
+            target, command, stdin=exports + self._script(), timeout=timeout
+        )
+        if not result.ok:
+            raise self._install_failed(node, result)
+        return result
+
+    def _install_failed(
+        self, node: dict[str, Any], result: ssh.Result
+    ) -> ProviderError:
+        """A finding from what the install printed, judged as a k3s log is."""
+        text = result.stdout + "\n" + result.stderr
+        evidence = Evidence(text, name=f"install on {node['name']}")
+        judged = get("k3s-log").judge(evidence, Context())
+        finding = Finding(layer="cluster", kind="k3s-install")
+        for code in judged.reasons:
+            if code in ("token_rejected", "node_password_rejected", "api_unreachable"):
+                finding.add(code)
+        for hint in judged.hints:
+            finding.hint(hint)
+        if not finding.reasons:
+            finding.add(
+                "node_not_ready", f"the install script failed on {node['name']}"
+            )
+        described = result.describe().replace(self._secret_token or "\0", "********")
+        finding.evidence.insert(0, described)
+        return ProviderError(
+            finding, f"cluster: install on {node['name']} failed:\n{described}"
+        )
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
