@@ -189,7 +189,6 @@ class Banner:
     GREETING = b"meshstack-lb-probe\n"
 
     def __init__(self, host: str, timeout: float) -> None:
-
         self.timeout = timeout
         self.sock = socket.create_server((host, 0))
         self.port = int(self.sock.getsockname()[1])
