@@ -84,8 +84,15 @@ class Stack:
             progress=self._progress,
             secret=self._secret,
             path=self.profile.resolve,
-            bundle_dir=self.workdir / "bundle" / (self.state.run_id or "attached"),
+            bundle_dir=self._bundle_dir(),
         )
+
+    def _bundle_dir(self) -> Path:
+        """One folder per pytest session under the run's: a kept stack is attached
+        to by many sessions, and each one's evidence must re-judge to its own
+        verdicts, not be mixed with an earlier session's."""
+        run = self.workdir / "bundle" / (self.state.run_id or "attached")
+        return run / self.session if self.session else run
 
     def _secret(self, spec: Any, what: str) -> str:
         try:

@@ -95,7 +95,11 @@ def test_the_evidence_bundle_re_judges_to_the_verdicts_of_the_live_run(
         for ln in main_job["output"].splitlines()
         if ln.startswith("[meshstack] run")
     )
-    bundle = REPO / ".meshstack" / "bundle" / run_id
+    # one folder per pytest session under the run's; the main job is one session
+    (bundle,) = [
+        m.parent
+        for m in (REPO / ".meshstack" / "bundle" / run_id).glob("*/bundle.jsonl")
+    ]
     manifest = [
         json.loads(x) for x in (bundle / "bundle.jsonl").read_text().splitlines()
     ]

@@ -236,6 +236,34 @@ def test_a_kept_stack_reused_by_a_later_run_stays_kept(
     harness.runpytest_subprocess("suites/cloud").assert_outcomes(passed=1)
 
 
+def test_each_session_on_a_kept_stack_keeps_its_own_evidence_bundle(
+    harness: pytest.Pytester,
+) -> None:
+    # Sessions attaching to one kept stack share its run id; a bundle per run id
+    # mixed their evidence, and re-judging it judged every session at once.
+    write_profile(harness)
+    write_suites(
+        harness,
+        body="""
+        from meshstack import analyzers
+        from meshstack.analyzers import Context, Evidence
+
+        def test_judges_one_artifact(stack):
+            analyzers.get("linkerd-check").judge(Evidence("x", "x"), Context())
+        """,
+    )
+    harness.runpytest_subprocess(
+        "suites", "--stack=fresh", "--keep-stack"
+    ).assert_outcomes(passed=6)
+    for _ in range(2):
+        harness.runpytest_subprocess("suites/mesh").assert_outcomes(passed=2)
+
+    (run,) = (harness.path / ".meshstack" / "bundle").iterdir()
+    sessions = sorted(m.parent for m in run.glob("*/bundle.jsonl"))
+    recorded = [len((s / "bundle.jsonl").read_text().splitlines()) for s in sessions]
+    assert recorded == [3, 1, 1], recorded
+
+
 def test_a_failed_layer_blocks_every_check_above_it_naming_the_layer(
     harness: pytest.Pytester,
 ) -> None:

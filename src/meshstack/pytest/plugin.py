@@ -50,7 +50,7 @@ class MeshstackRun:
         self.session_id = (
             str(config.workerinput.get("meshstack_session", ""))  # type: ignore[attr-defined]
             if self.worker
-            else uuid.uuid4().hex[:12]
+            else f"{clock.utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         )
         self.lock: RunLock | None = None
         self.stack: Stack | None = None
