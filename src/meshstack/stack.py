@@ -68,6 +68,8 @@ class Stack:
         self._progress = progress or (lambda layer, step: None)
         self._providers: dict[str, Provider] = {}
         self.timings: dict[str, float] = {}
+        # the layers this session provisioned (fresh, or reused and found broken)
+        self.built: set[str] = set()
         # One pytest session (with all its workers): measurements made "once" are
         # made once per session, never reused from an earlier session on a kept
         # stack, whose profile or stack may have changed since.
@@ -158,7 +160,8 @@ class Stack:
 
         The mesh is the example: whether the applications' pods carry the proxy is
         the mesh's claim, but it can only be seen once the apps are deployed. The
-        later layer needs to be built, not healthy: apps whose pods run without the
+        later layer needs to be built (by this session: one that was already there
+        was seen at the first look), not healthy: apps whose pods run without the
         proxy may well fail their own probe, and that failure must then be BLOCKED
         by the mesh, not stand beside a mesh recorded as healthy. A layer found
         unhealthy then blocks every layer above it, as at first sight.
@@ -168,7 +171,7 @@ class Stack:
             after = getattr(prov, "judged_again_after", None)
             if (
                 prov is None
-                or after not in results
+                or after not in self.built  # already there at the first look
                 or not results[layer].verdict.healthy
                 or results[after].details.get("stage") == "building"
             ):
@@ -198,6 +201,7 @@ class Stack:
                     layer, prov.state
                 ).provisioned_by = self.state.run_id
                 prov.provision()
+                self.built.add(layer)
             elif self.mode == "reuse":
                 self._progress(layer, "probing")
                 first = prov.probe()
@@ -206,6 +210,7 @@ class Stack:
                 self._progress(layer, "provisioning (probe failed)")
                 prov.state.provisioned_by = self.state.run_id
                 prov.provision()
+                self.built.add(layer)
             else:
                 self._attach_from_profile(layer)
             stage = "probing"
