@@ -332,6 +332,9 @@ def test_checks_of_a_layer_that_could_not_be_built_report_why(
     # that depends on another) a skip for a dependency that failed the same way.
     result.assert_outcomes(errors=3)
     assert "depends on" not in result.stdout.str()
+    # each error is told by its finding, not by a traceback through the plugin
+    assert "pytest_pyfunc_call" not in result.stdout.str()
+    assert "def judge(" not in result.stdout.str()
     result = harness.runpytest_subprocess("suites", "--stack=fresh", "-rA")
     result.assert_outcomes(errors=3, skipped=6)
     result.stdout.fnmatch_lines(

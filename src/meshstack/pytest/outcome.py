@@ -14,15 +14,22 @@ from collections.abc import Iterable
 
 import pytest
 
-from meshstack.pytest.judge import HarnessError
+from meshstack.pytest.judge import HarnessError, InvalidRun
 
 # pytest-dependency's skip reason: "<name> depends on <dependency>"
 _DEPENDS = re.compile(r"\bdepends on (?P<dep>\S+)")
 
 
 def adjust(report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
-    """Turn a HarnessError raised in a test's body into an error of that test."""
+    """Turn a HarnessError raised in a test's body into an error of that test.
+
+    A verdict raised as an exception (HARNESS-ERROR, INVALID-RUN) is reported by
+    its message alone, as a FAIL is: its traceback would show the harness's own
+    code, which says nothing about the stack.
+    """
     if report.when == "call" and call.excinfo is not None:
+        if call.excinfo.errisinstance((HarnessError, InvalidRun)):
+            report.longrepr = str(call.excinfo.value)
         if call.excinfo.errisinstance(HarnessError):
             # pytest counts a failed report outside the call phase as an error.
             report.when = "setup"  # type: ignore[assignment]
