@@ -114,6 +114,9 @@ def test_refused_credentials_are_a_harness_error(name: str):
     assert f.verdict is Verdict.HARNESS_ERROR
     assert f.reasons == ["credentials_missing"]
     assert f.details["http_status"] == 401
+    # the hint names what the harness reads: the profile's clouds.yaml, never OS_*
+    assert "refused the credentials" in f.hints[0]
+    assert "cloud.clouds_yaml" in f.hints[0] and "OS_" not in f.hints[0]
 
 
 def test_a_refused_connection_fails_as_unreachable_naming_the_url():

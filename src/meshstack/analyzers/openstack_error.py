@@ -284,8 +284,9 @@ def _judge_messages(text: str, statuses: list[int], f: Finding) -> None:
     if 401 in statuses or _AUTH.search(text):
         f.add(
             "credentials_missing",
-            "the cloud refused the credentials or none were given: check the "
-            "clouds.yaml entry or OS_* settings the profile names",
+            "the cloud refused the credentials (a wrong or expired password, "
+            "user, project or domain) or none were given: check the clouds.yaml "
+            "entry the profile names (cloud.clouds_yaml, cloud.cloud)",
         )
     if (403 in statuses and not _QUOTA.search(text)) or _POLICY.search(text):
         f.add("rbac_forbidden", "the credentials lack a role this request needs")
