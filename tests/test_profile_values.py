@@ -74,3 +74,23 @@ def test_a_value_the_schema_cannot_judge_is_refused_naming_its_key(
 
 def test_the_shipped_local_profile_passes_these_checks(tmp_path: Path) -> None:
     load_profile(_broken(tmp_path, lambda layers: None))
+
+
+def test_an_unreadable_or_missing_load_profile_is_one_problem_each(
+    tmp_path: Path,
+) -> None:
+    # No follow-on "app: expected one of the apps layer's apps, found None" for a
+    # file that could not be read: each broken file is counted once.
+    loads = tmp_path / "loadprofiles"
+    loads.mkdir()
+    (loads / "broken.yaml").write_text("rate: [unclosed\n")
+
+    def change(layers: dict[str, Any]) -> None:
+        layers["load"]["directory"] = str(loads)
+        layers["load"]["profiles"] = ["broken", "absent"]
+
+    with pytest.raises(ProfileError) as err:
+        load_profile(_broken(tmp_path, change))
+    message = str(err.value)
+    assert ": 2 problem(s) in" in message, message
+    assert "found None" not in message, message

@@ -279,7 +279,11 @@ def _unknown_apps(
         f"{directory / f'{name}.yaml'}: app: expected one of the apps layer's apps "
         f"({', '.join(names)}), found {data.get('app')!r}"
         for name, data in loads.items()
-        if isinstance(data, dict) and data.get("app") not in names
+        # an app that is absent or not a name (or a file that could not be read)
+        # is already reported by the load profile's own check
+        if isinstance(data, dict)
+        and isinstance(data.get("app"), str)
+        and data["app"] not in names
     ]
 
 
