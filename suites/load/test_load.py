@@ -45,6 +45,7 @@ def test_the_achieved_rate_is_within_tolerance_over_the_steady_window(
             "counts in the window": json.dumps(record.get("counts"), indent=2),
             "locust_stats.csv": _artifact(record, "locust_stats.csv"),
             "locust_stats_history.csv": _artifact(record, "locust_stats_history.csv"),
+            "locust_failures.csv": _artifact(record, "locust_failures.csv"),
             "locust.log": _artifact(record, "locust.log"),
         },
     )

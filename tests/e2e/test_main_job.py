@@ -79,6 +79,52 @@ def test_the_main_job_prints_where_its_single_file_report_is(
         assert re.search(rf"^  {row} +PASS ", main_job["output"], re.M), row
 
 
+def _attachments(results: Path) -> dict[str, list[Path]]:
+    """Every attachment of every result (steps included), by name."""
+    out: dict[str, list[Path]] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        for a in node.get("attachments") or []:
+            out.setdefault(a["name"], []).append(results / a["source"])
+        for step in node.get("steps") or []:
+            walk(step)
+
+    for file in results.glob("*-result.json"):
+        walk(json.loads(file.read_text()))
+    return out
+
+
+# What a reviewer is promised in the report, by attachment name.
+ATTACHED = (
+    "command",  # command output (ssh, zerotier-cli, linkerd)
+    "applied manifests (YAML)",
+    "MetalLB objects (YAML)",
+    "linkerd check -o json",
+    "linkerd check --proxy -n emojivoto",
+    "pods",
+    "locust_stats.csv",
+    "locust_stats_history.csv",
+    "locust_failures.csv",
+    "query and answer",
+    "throughput and latency over the window",
+)
+
+
+def test_the_report_carries_the_evidence_each_layer_was_judged_on(
+    main_job: dict[str, Any],
+) -> None:
+    found = _attachments(REPO / "reports" / "allure-results")
+    for name in ATTACHED:
+        files = found.get(name)
+        assert files, f"no {name!r} attachment; found {sorted(found)}"
+        sizes = [f.stat().st_size for f in files if f.is_file()]
+        assert sizes and max(sizes) > 0, f"{name!r} is attached empty: {files}"
+    queries = json.loads(found["query and answer"][0].read_text())
+    assert queries and all("query" in q for q in queries), queries
+    plot = found["throughput and latency over the window"][0].read_text()
+    assert plot.lstrip().startswith("<") and "<svg" in plot
+
+
 def test_both_workers_ran_checks_and_the_stack_was_built_once(
     main_job: dict[str, Any],
 ) -> None:

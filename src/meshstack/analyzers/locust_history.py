@@ -332,7 +332,7 @@ def _note_failures(f: Finding, window: list[Sample], requests: int) -> None:
     failed = known[-1] - known[0]
     f.details["failures"] = failed
     if failed > 0:
-        f.hint(f"{failed} requests failed in the window: see the failures file")
+        f.hint(f"{failed} requests failed in the window: see Locust's *_failures.csv")
     all_failed(f, requests, failed)
 
 
