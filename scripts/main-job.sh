@@ -4,16 +4,17 @@
 # `pytest --stack=fresh`, then build the report and print where it is.
 #
 # Extra arguments go to pytest (e.g. `-n 2`, `--stack-profile stacks/other.yaml`).
-# Exit status: pytest's (see README), or 2 if the report could not be built.
+# Exit status: pytest's (see README); 10 setup failed; 11 the local stack could not
+# start (its message says why: e.g. ports taken); 12 the report could not be built.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit $?
+bash scripts/setup.sh || exit 10
 venv="${MESHSTACK_VENV:-.venv}"
 results=reports/allure-results
 rm -rf "$results"
-"$venv/bin/meshstack" local up || exit $?
+"$venv/bin/meshstack" local up || exit 11
 "$venv/bin/python" -m pytest suites --stack=fresh \
   --alluredir="$results" --junitxml=reports/junit.xml "$@"
 status=$?
-"$venv/bin/meshstack" report --results "$results" --output reports/out || exit 2
+"$venv/bin/meshstack" report --results "$results" --output reports/out || exit 12
 exit "$status"

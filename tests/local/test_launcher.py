@@ -109,3 +109,26 @@ def test_a_local_stack_whose_processes_all_ended_is_cleared_and_started_again(
     # every component stopped to clear the stale stack, before the start began
     every = {n for n, _ in launcher.COMPONENTS}
     assert set(stopped[: len(every)]) == every, stopped
+
+
+def test_an_interrupted_start_says_so_and_stops_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped: list[str] = []
+    first, second = (name for name, _ in launcher.COMPONENTS[:2])
+    monkeypatch.setattr(launcher, "_check_ports", lambda env: None)
+    monkeypatch.setattr(launcher._module(first), "start", lambda env: {})
+
+    def ctrl_c(env: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launcher._module(second), "start", ctrl_c)
+    for name, _ in launcher.COMPONENTS:
+        module = launcher._module(name)
+        monkeypatch.setattr(module, "stop", lambda env, n=name: stopped.append(n))
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        launcher.up(tmp_path / "root", progress=lambda _, step: said.append(step))
+    assert "start interrupted: stopping what was started" in said, said
+    assert sorted(stopped) == sorted([first, second])
+    assert not (tmp_path / "root" / "stack.json").exists()

@@ -121,8 +121,9 @@ def up(root: Path, progress: Progress | None = None) -> dict[str, Any]:
                 found[name] = _module(name).start(env)
                 started.append(name)
                 found[name]["start_seconds"] = round(clock.monotonic() - t0, 2)
-        except BaseException:
-            progress("local", "start failed: stopping what was started")
+        except BaseException as exc:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            progress("local", f"start {why}: stopping what was started")
             _stop(env, [n for n, _ in COMPONENTS if n in started or n == name])
             raise
         _facts_file(env).write_text(json.dumps(found, indent=2))
