@@ -126,6 +126,7 @@ REASONS: dict[str, Reason] = {
             "l2_arp_unreliable_on_overlay",
             "an announced address answers only some probes",
         ),
+        _r("pool_mismatch", "a profile's pool is absent or differs in the cluster"),
         _r("ip_pending", "a LoadBalancer Service has no address"),
         _r("ip_outside_pool", "a LoadBalancer address lies outside every pool"),
         _r("ip_unreachable", "a LoadBalancer address does not answer"),

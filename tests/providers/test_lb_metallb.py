@@ -367,3 +367,24 @@ def test_metallb_absent_is_an_unhealthy_layer_not_a_provider_crash(tmp_path, twi
     assert not finding.verdict.healthy, finding.to_json()
     assert "system_pods_not_ready" in finding.reasons
     assert any("MetalLB is not installed" in h for h in finding.hints), finding.hints
+
+
+def test_a_pool_deleted_or_changed_in_the_cluster_is_a_pool_mismatch(tmp_path, twin):
+    provider = _provider(tmp_path, twin)
+    _apply_config(provider, twin)
+    assert "pool_mismatch" not in provider.judge_config().reasons
+
+    (pool,) = [d for d in provider.config_documents() if d["kind"] == "IPAddressPool"]
+    pool["spec"]["addresses"] = ["198.19.0.240-198.19.0.250"]
+    twin.kube.apply(pool)
+    changed = provider.judge_config()
+    twin.kube.delete(
+        "metallb.io/v1beta1", "IPAddressPool", "overlay-pool", "metallb-system"
+    )
+    deleted = provider.judge_config()
+
+    for finding in (changed, deleted):
+        assert "pool_mismatch" in finding.reasons, finding.to_json()
+        assert "check_failed" not in finding.reasons
+    assert "has ['198.19.0.240-198.19.0.250']" in " ".join(changed.hints)
+    assert "has no such pool" in " ".join(deleted.hints), deleted.hints

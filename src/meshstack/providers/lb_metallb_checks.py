@@ -92,10 +92,12 @@ class MetalLBChecks(AllocationProbe):
             got = have.get(pool["name"])
             ranges = ((got or {}).get("spec") or {}).get("addresses")
             if ranges != pool["addresses"]:
+                found = f"has {ranges}" if got else "has no such pool"
                 f.add(
-                    "check_failed",
+                    "pool_mismatch",
                     f"pool {pool['name']}: the profile wants {pool['addresses']}, the "
-                    f"cluster has {ranges}; re-run provisioning or fix the profile",
+                    f"cluster {found}; re-provision (`--stack=reuse`) or fix the "
+                    "profile",
                     profile_mismatch=True,
                 )
 
