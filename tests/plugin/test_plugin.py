@@ -7,6 +7,7 @@ use the self-test provider, so what is judged here is the plugin, not a stack.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -670,3 +671,25 @@ def test_a_kept_stack_that_is_gone_can_be_forgotten_and_built_anew(
     assert not state.exists()
     again = harness.runpytest_subprocess("suites", "--stack=fresh", "--keep-stack")
     again.assert_outcomes(passed=3)
+
+
+def test_the_table_gives_the_sessions_whole_time_with_the_build_in_it(
+    harness: pytest.Pytester,
+) -> None:
+    # pytest's "N passed in T" starts after the stack is built; the table says how
+    # long the session took with the build, so a nightly log shows the real cost.
+    write_profile(harness, settings={"cloud": {"delay": 1.5}})
+    write_suites(harness)
+    result = harness.runpytest_subprocess("suites", "--stack=fresh")
+    result.assert_outcomes(passed=3)
+    text = result.stdout.str()
+    line = re.search(
+        r"this session: ([\d.]+)s, of which building and probing the layers "
+        r"([\d.]+)s",
+        text,
+    )
+    assert line, text
+    session, building = float(line[1]), float(line[2])
+    pytest_time = float(re.search(r"3 passed in ([\d.]+)s", text)[1])  # type: ignore[index]
+    assert building >= 1.5  # the cloud's provisioning slept that long
+    assert session >= building > pytest_time

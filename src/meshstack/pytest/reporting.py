@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import meshstack
-from meshstack import analyzers
+from meshstack import analyzers, clock
 from meshstack.analyzers import Context, Evidence
 from meshstack.pytest.judge import VERDICT_LABEL
 from meshstack.verdicts import LAYERS, Verdict
@@ -217,6 +217,11 @@ def terminal_summary(tr: Any, run: MeshstackRun) -> None:
         tr.write_line(f"  {len(run.dependency_skips)} skip(s) by pytest-dependency")
     for problem in run.harness_problems:
         tr.write_line(f"  harness problem: {problem}", red=True)
+    # pytest's closing "N passed in T" starts counting after the stack was built
+    tr.write_line(
+        f"  this session: {clock.monotonic() - run.started:.1f}s, of which building "
+        f"and probing the layers {sum(stack.timings.values()):.1f}s"
+    )
     if stack.mode != "existing" and stack.keep and stack.state.exists:
         tr.write_line(
             f"  stack kept (run {stack.state.run_id}): attach with --stack=existing; "
