@@ -480,3 +480,26 @@ def test_a_pending_service_is_explained_by_what_the_configuration_lacks(
     assert "ip_pending" in f.reasons, f.to_json()
     pending = [h for h in f.hints if h.startswith("pending:")]
     assert len(pending) == 1 and said in pending[0], f.hints
+
+
+def test_pools_the_profile_wants_are_compared_when_the_context_names_them():
+    text = (
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n"
+        "metadata: {name: edge, namespace: metallb-system}\n"
+        "spec: {addresses: [198.51.100.10-198.51.100.20]}\n"
+    )
+    kind = analyzers.get("metallb-config")
+
+    def judged(expected: dict) -> Finding:
+        ctx = Context(metallb_version="v0.14.5", extra={"expected_pools": expected})
+        return kind.judge(Evidence(text, "pools.yaml"), ctx)
+
+    same = judged({"edge": ["198.51.100.10-198.51.100.20"]})
+    other = judged({"edge": ["198.51.100.10-198.51.100.30"]})
+    absent = judged({"core": ["198.51.100.40/30"]})
+
+    assert "pool_mismatch" not in same.reasons
+    assert "pool_mismatch" in other.reasons and "pool_mismatch" in absent.reasons
+    assert "has no such pool" in " ".join(absent.hints)
+    no_context = kind.judge(Evidence(text, "pools.yaml"), Context())
+    assert "pool_mismatch" not in no_context.reasons

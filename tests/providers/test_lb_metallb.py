@@ -7,7 +7,10 @@ webhook must answer it runs the MetalLB twin's controller process on loopback.
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import yaml
 from lbmesh_support import TwinCluster, make_context, settings
 
 from meshstack import analyzers
+from meshstack.bundle import Bundle
 from meshstack.providers.base import ProviderError
 from meshstack.providers.lb_metallb import (
     SETTINGS_SCHEMA,
@@ -381,7 +385,21 @@ def test_a_pool_deleted_or_changed_in_the_cluster_is_a_pool_mismatch(tmp_path, t
     twin.kube.delete(
         "metallb.io/v1beta1", "IPAddressPool", "overlay-pool", "metallb-system"
     )
-    deleted = provider.judge_config()
+    bundle = Bundle(tmp_path / "bundle")
+    analyzers.set_recorder(bundle.record)
+    try:
+        deleted = provider.judge_config()
+    finally:
+        analyzers.set_recorder(None)
+    # the evidence bundle re-judges to the same code: the wanted pools are in the
+    # context it recorded, not only in the live provider
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "meshstack"), "analyze", "--json",
+         str(tmp_path / "bundle")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    (rejudged,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert "pool_mismatch" in rejudged["reasons"], rejudged
 
     for finding in (changed, deleted):
         assert "pool_mismatch" in finding.reasons, finding.to_json()

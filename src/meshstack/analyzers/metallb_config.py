@@ -33,6 +33,9 @@ What it judges (layer ``lb``), with ``Context.metallb_version``:
   (concatenate the files with ``---``).
 - ``ip_pending``: a LoadBalancer Service without an ingress address;
   ``ip_outside_pool``: one whose address lies in no effective pool.
+- ``pool_mismatch``: with ``expected_pools`` in the context (name -> ranges, as
+  the stack profile sets them; ``--extra 'expected_pools={...}'``), a pool the
+  input lacks or holds with other ranges.
 - ``k3s_servicelb_active_with_metallb``: ``svclb-*`` DaemonSets/pods, or a k3s
   server (node-args annotation, config.yaml) without ``--disable servicelb``.
 - MetalLB objects with no pool, Service or k3s server to judge (a lone
@@ -283,6 +286,24 @@ def _size(pool: Pool) -> int:
     return sum(hi - lo + 1 for lo, hi in pool.intervals)
 
 
+def _judge_expected(cfg: Config, expected: Any, f: Finding) -> None:
+    """``pool_mismatch`` for each pool the profile wants (``expected_pools`` in the
+    context: name -> ranges) that the input lacks or holds with other ranges."""
+    if not isinstance(expected, dict):
+        return
+    have = {p.name: p.ranges for p in cfg.crd}
+    for name, ranges in expected.items():
+        got = have.get(name)
+        if got == ranges:
+            continue
+        found = f"has {got}" if got is not None else "has no such pool"
+        f.add(
+            "pool_mismatch",
+            f"pool {name}: the profile wants {ranges}, the cluster {found}; "
+            "re-provision (`--stack=reuse`) or fix the profile",
+        )
+
+
 def _nothing_judged(cfg: Config, f: Finding) -> None:
     """INCONCLUSIVE where the input held MetalLB objects but nothing to judge."""
     if cfg.legacy or cfg.crd or cfg.services or cfg.svclb or cfg.k3s_servers:
@@ -310,6 +331,7 @@ def judge(evidence: Evidence, ctx: Context) -> Finding:
     _judge_adverts(cfg, pools, users, f)
     _judge_servicelb(cfg, f)
     _pending_reasons(cfg, pools, users, f)
+    _judge_expected(cfg, ctx.extra.get("expected_pools"), f)
     f.details["pools"] = [p.normalised() for p in (*cfg.crd, *cfg.legacy)]
     bad = [r for p in (*cfg.crd, *cfg.legacy) for r in p.ranges if interval(r) is None]
     if bad:

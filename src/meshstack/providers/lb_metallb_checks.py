@@ -64,9 +64,14 @@ class MetalLBChecks(AllocationProbe):
         return objs
 
     def _context(self) -> Context:
-        return Context(
-            metallb_version=self.settings["version"], extra={"metallb_installed": True}
-        )
+        extra: dict[str, Any] = {"metallb_installed": True}
+        if not self.settings["legacy_configmap"]:
+            # the analyzer judges whether the cluster holds the profile's pools (a
+            # legacy ConfigMap's meaning depends on the version: judged as such)
+            extra["expected_pools"] = {
+                p["name"]: list(p["addresses"]) for p in self.settings["pools"]
+            }
+        return Context(metallb_version=self.settings["version"], extra=extra)
 
     def judge_config(self) -> Finding:
         """Pools and advertisements as MetalLB reads them, and as the profile wants."""
@@ -75,31 +80,8 @@ class MetalLBChecks(AllocationProbe):
             Evidence(text, "metallb objects"), self._context()
         )
         f.layer = "lb"
-        self._compare_with_profile(f)
         f.details.setdefault("gathered", text[:20000])
         return f
-
-    def _compare_with_profile(self, f: Finding) -> None:
-        if self.settings["legacy_configmap"]:
-            return  # the analyzer judges what a legacy ConfigMap means for the version
-        have = {
-            o["metadata"]["name"]: o
-            for o in self.kube.custom_items(
-                GROUP, VERSION, NS, "ipaddresspools", kind="ipaddresspools"
-            )
-        }
-        for pool in self.settings["pools"]:
-            got = have.get(pool["name"])
-            ranges = ((got or {}).get("spec") or {}).get("addresses")
-            if ranges != pool["addresses"]:
-                found = f"has {ranges}" if got else "has no such pool"
-                f.add(
-                    "pool_mismatch",
-                    f"pool {pool['name']}: the profile wants {pool['addresses']}, the "
-                    f"cluster {found}; re-provision (`--stack=reuse`) or fix the "
-                    "profile",
-                    profile_mismatch=True,
-                )
 
     def judge_servicelb(self) -> Finding:
         """k3s's own service load balancer must not run beside MetalLB."""
