@@ -44,8 +44,9 @@ def start(env: LocalEnv) -> dict[str, Any]:
     begun = clock.monotonic()
     try:
         return _start(env, layout, begun)
-    except BaseException:
-        log.error("[openstack] start failed: stopping what was started")
+    except BaseException as exc:
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        log.error("[openstack] start %s: stopping what was started", why)
         stop(env)
         raise
 
