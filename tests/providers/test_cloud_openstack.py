@@ -393,3 +393,26 @@ def test_a_server_in_error_fails_at_once_with_its_fault_judged(
     assert waited < settings["server_active_timeout"] / 2
     assert cloud.state.resources == []
     assert _tagged_left(cloud.conn, run_id) == []
+
+
+def test_a_refused_call_shows_each_line_of_its_error_once() -> None:
+    # Re-typed from keystone's 401 answer (message and JSON body, as openstacksdk
+    # raises it); the analyzer quotes both, the provider adds only what it was doing.
+    class Response:
+        text = (
+            '{"error": {"code": 401, "title": "Unauthorized", "message": '
+            '"The request you have made requires authentication."}}'
+        )
+
+    class Refused(Exception):
+        response = Response()
+
+    finding = co.checks.judge_error(
+        Refused("The request you have made requires authentication. (HTTP 401)"),
+        "creating image cirros",
+    )
+    assert finding.reasons == ["credentials_missing"]
+    assert finding.evidence[0] == "while creating image cirros"
+    lines = [ln for e in finding.evidence for ln in e.splitlines()]
+    assert sum("requires authentication. (HTTP 401)" in ln for ln in lines) == 1
+    assert sum(ln.startswith('{"error"') for ln in lines) == 1

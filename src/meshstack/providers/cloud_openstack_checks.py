@@ -41,7 +41,13 @@ def judge_error(exc: BaseException, doing: str) -> Finding:
     finding = analyzers.get("openstack-error").judge(
         Evidence(text, name=doing), Context()
     )
-    finding.evidence.insert(0, f"while {doing}: {text[:500]}")
+    # what was being done, then the error once: the analyzer's evidence quotes the
+    # message and body already
+    quoted = "\n".join(finding.evidence)
+    told = [ln[:300] for ln in text.splitlines() if ln.strip() and ln not in quoted]
+    finding.evidence.insert(
+        0, f"while {doing}" + (f": {' | '.join(told)[:500]}" if told else "")
+    )
     return finding
 
 
