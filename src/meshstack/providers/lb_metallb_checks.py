@@ -168,8 +168,8 @@ class MetalLBChecks(AllocationProbe):
         # the address must answer within the reachability timeout, counted from
         # here: waiting for the announcement spends the same budget
         deadline = clock.monotonic() + self.settings["reachability_timeout"]
-        announced = ip is not None and self._in_pools(ip)
-        announced = announced and self._await_announcement(meta, uid, deadline)
+        in_pool = ip is not None and self._in_pools(ip)
+        announced = in_pool and self._await_announcement(meta, uid, deadline)
         events = self._events(meta, uid)
         f = Finding(
             layer="lb", evidence=list(events), details={"ip": ip, "events": events}
@@ -182,7 +182,7 @@ class MetalLBChecks(AllocationProbe):
                 + ("; ".join(events) or "nothing (no events)"),
             )
             return merge("lb", [f, _causes(config)])
-        if not self._in_pools(ip):
+        if not in_pool:
             f.add(
                 "ip_outside_pool",
                 f"{ip} lies in none of the profile's pools; "

@@ -235,7 +235,6 @@ class Banner:
 
 
 def _in_ranges(ip: str, ranges: list[str]) -> bool:
-
     n = ipaddress.ip_address(ip)
     for r in ranges:
         if "/" in r and n in ipaddress.ip_network(r, strict=False):

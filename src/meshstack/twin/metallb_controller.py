@@ -176,19 +176,26 @@ class Controller:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                # Watch from the list's version, as an informer does: a watch without
-                # one first replays every Service as ADDED, and would wake at once.
-                rv = self.reconcile()
-                w = watch.Watch()
-                for _ in w.stream(
-                    self.core.list_service_for_all_namespaces,
-                    resource_version=rv,
-                    timeout_seconds=int(m.RESYNC_INTERVAL),
-                ):
-                    w.stop()
+                await_service_change(self.core, self.reconcile(), m.RESYNC_INTERVAL)
             except Exception as exc:  # the API may come and go; retry after a pause
                 say("error", "reconcile failed; retrying in 1s", error=str(exc))
                 time.sleep(1.0)
+
+
+def await_service_change(core: Any, version: str, timeout: float) -> None:
+    """Until a Service changes after ``version`` (the resourceVersion of a list),
+    or ``timeout`` passes.
+
+    Watched from the list's version, as an informer does: a watch without one
+    first replays every Service as ADDED, and would wake at once, for ever.
+    """
+    w = watch.Watch()
+    for _ in w.stream(
+        core.list_service_for_all_namespaces,
+        resource_version=version,
+        timeout_seconds=max(1, int(timeout)),
+    ):
+        w.stop()
 
 
 def current_ip(svc: dict) -> str | None:

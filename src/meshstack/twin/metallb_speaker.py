@@ -16,12 +16,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from meshstack.twin import metallb as m
 from meshstack.twin.kube.forward import relay
 from meshstack.twin.metallb_controller import (
     api,
+    await_service_change,
     current_ip,
     event,
     load_pools,
@@ -278,13 +279,7 @@ class Speaker:
         pools, advertisements, nodes and endpoints are picked up by the next
         resync, at most ``timeout`` later.
         """
-        w = watch.Watch()
-        for _ in w.stream(
-            self.core.list_service_for_all_namespaces,
-            resource_version=self.services_version,
-            timeout_seconds=max(1, int(timeout)),
-        ):
-            w.stop()
+        await_service_change(self.core, self.services_version or "", timeout)
 
     def _note(self, ip: str | None, msg: str, **kw: Any) -> None:
         if ip and self.said.get(ip) != msg:
